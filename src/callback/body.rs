@@ -1,0 +1,307 @@
+//! Request bytes + `Content-Type` → a JSON object of fields: JSON, percent-encoded JSON, or form.
+
+use std::fmt;
+
+use bytes::Bytes;
+use percent_encoding::percent_decode;
+use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Value};
+
+/// How the body arrived; decides what the published value is and how strictly types are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    /// A JSON object: its bytes are published unchanged.
+    Json,
+    /// A JSON object percent-encoded as a whole: the decoded JSON text is published.
+    PercentEncodedJson,
+    /// `application/x-www-form-urlencoded` pairs: every value is text, so numbers and lists
+    /// are read leniently and the published value is a JSON object of the decoded fields.
+    Form,
+}
+
+/// A body that decoded into one JSON object.
+#[derive(Debug)]
+pub struct DecodedBody {
+    pub fields: Map<String, Value>,
+    pub encoding: Encoding,
+    /// The JSON text to publish unchanged; `None` for form bodies (serialised after checks).
+    pub json_text: Option<Bytes>,
+}
+
+/// Why a body could not be decoded.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BodyError {
+    #[error("Content-Type must be application/json or application/x-www-form-urlencoded")]
+    UnsupportedMediaType,
+    #[error("{0}")]
+    Malformed(String),
+}
+
+/// The media types the bridge accepts, from a `Content-Type` header value.
+fn media_type(content_type: Option<&str>) -> Option<Encoding> {
+    let essence = content_type?.split(';').next()?.trim().to_ascii_lowercase();
+    match essence.as_str() {
+        "application/json" | "text/json" => Some(Encoding::Json),
+        e if e.starts_with("application/") && e.ends_with("+json") => Some(Encoding::Json),
+        "application/x-www-form-urlencoded" => Some(Encoding::Form),
+        _ => None,
+    }
+}
+
+/// Decodes a callback body. Never panics, whatever the bytes.
+pub fn decode(body: Bytes, content_type: Option<&str>) -> Result<DecodedBody, BodyError> {
+    let declared = media_type(content_type).ok_or(BodyError::UnsupportedMediaType)?;
+    let start = body
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(body.len());
+    let rest = &body[start..];
+    if rest.is_empty() {
+        return Err(BodyError::Malformed("body is empty".into()));
+    }
+    // Whatever the header says, a body that is a JSON object, or one percent-encoded as a
+    // whole, is read as JSON: the docs say the data "needs UrlDecode".
+    if rest[0] == b'{' {
+        return json(body, Encoding::Json);
+    }
+    if rest.len() >= 3 && rest[0] == b'%' && rest[1..3].eq_ignore_ascii_case(b"7b") {
+        let decoded: Vec<u8> = percent_decode(rest).collect();
+        return json(Bytes::from(decoded), Encoding::PercentEncodedJson);
+    }
+    match declared {
+        Encoding::Form => form(rest),
+        _ => Err(BodyError::Malformed("body is not a JSON object".into())),
+    }
+}
+
+fn json(text: Bytes, encoding: Encoding) -> Result<DecodedBody, BodyError> {
+    let StrictValue(value) = serde_json::from_slice(&text)
+        .map_err(|e| BodyError::Malformed(format!("invalid JSON: {e}")))?;
+    match value {
+        Value::Object(fields) => Ok(DecodedBody {
+            fields,
+            encoding,
+            json_text: Some(text),
+        }),
+        _ => Err(BodyError::Malformed("body is not a JSON object".into())),
+    }
+}
+
+/// Form pairs; a repeated name (or `name[]`) becomes an array of its values.
+fn form(body: &[u8]) -> Result<DecodedBody, BodyError> {
+    let mut fields = Map::new();
+    for pair in body.split(|b| *b == b'&').filter(|p| !p.is_empty()) {
+        let mut halves = pair.splitn(2, |b| *b == b'=');
+        let name = form_text(halves.next().unwrap_or_default())?;
+        let value = Value::String(form_text(halves.next().unwrap_or_default())?);
+        let (name, listed) = match name.strip_suffix("[]") {
+            Some(base) => (base.to_string(), true),
+            None => (name, false),
+        };
+        match fields.get_mut(&name) {
+            Some(Value::Array(values)) => values.push(value),
+            Some(first) => *first = Value::Array(vec![first.take(), value]),
+            None if listed => {
+                fields.insert(name, Value::Array(vec![value]));
+            }
+            None => {
+                fields.insert(name, value);
+            }
+        }
+    }
+    if fields.is_empty() {
+        return Err(BodyError::Malformed("form body has no fields".into()));
+    }
+    Ok(DecodedBody {
+        fields,
+        encoding: Encoding::Form,
+        json_text: None,
+    })
+}
+
+/// One form component: `+` is a space, `%XX` a byte, and the result must be UTF-8.
+fn form_text(raw: &[u8]) -> Result<String, BodyError> {
+    let spaced: Vec<u8> = raw
+        .iter()
+        .map(|&b| if b == b'+' { b' ' } else { b })
+        .collect();
+    percent_decode(&spaced)
+        .decode_utf8()
+        .map(|text| text.into_owned())
+        .map_err(|_| BodyError::Malformed("form field is not valid UTF-8".into()))
+}
+
+/// A JSON value that refuses duplicate object keys at any depth.
+///
+/// serde_json keeps the last of two equal keys while other parsers keep the first: a body
+/// with both would let the bridge and a consumer disagree on, say, `call_id`.
+struct StrictValue(Value);
+
+impl<'de> Deserialize<'de> for StrictValue {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(StrictVisitor).map(StrictValue)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> Visitor<'de> for StrictVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(StrictValue(item)) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut fields = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let StrictValue(value) = map.next_value()?;
+            if fields.insert(key.clone(), value).is_some() {
+                return Err(de::Error::custom(format_args!("duplicate key {key:?}")));
+            }
+        }
+        Ok(Value::Object(fields))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SEED: &str = r#"{"appid":"1","event":"call_accept","nonce":"350176","signature":"signature","timestamp":1499676978,"call_id":"3501761173612493269","user_id":"abc","extend_data":"extendData"}"#;
+
+    fn decode_str(body: &str, content_type: Option<&str>) -> Result<DecodedBody, BodyError> {
+        decode(Bytes::from(body.to_string()), content_type)
+    }
+
+    #[test]
+    fn json_body_keeps_its_bytes() {
+        let d = decode_str(SEED, Some("application/json; charset=utf-8")).unwrap();
+        assert_eq!(d.encoding, Encoding::Json);
+        assert_eq!(d.json_text.as_deref(), Some(SEED.as_bytes()));
+        assert_eq!(d.fields["call_id"], "3501761173612493269");
+        assert_eq!(d.fields["timestamp"], 1499676978);
+    }
+
+    #[test]
+    fn percent_encoded_json_is_decoded_whole() {
+        let encoded: String =
+            percent_encoding::utf8_percent_encode(SEED, percent_encoding::NON_ALPHANUMERIC)
+                .to_string();
+        for content_type in ["application/json", "application/x-www-form-urlencoded"] {
+            let d = decode_str(&encoded, Some(content_type)).unwrap();
+            assert_eq!(d.encoding, Encoding::PercentEncodedJson);
+            assert_eq!(d.json_text.as_deref(), Some(SEED.as_bytes()));
+            assert_eq!(d.fields["user_id"], "abc");
+        }
+    }
+
+    #[test]
+    fn form_body_decodes_pairs_and_lists() {
+        let d = decode_str(
+            "appid=1&event=call_cancel&call_id=c%201&reason=caller_cancel&payload=a+b%26c&user_ids=u1&user_ids=u2&empty=",
+            Some("application/x-www-form-urlencoded"),
+        )
+        .unwrap();
+        assert_eq!(d.encoding, Encoding::Form);
+        assert!(d.json_text.is_none());
+        assert_eq!(d.fields["call_id"], "c 1");
+        assert_eq!(d.fields["payload"], "a b&c");
+        assert_eq!(d.fields["user_ids"], serde_json::json!(["u1", "u2"]));
+        assert_eq!(d.fields["empty"], "");
+        let listed =
+            decode_str("user_ids[]=only", Some("application/x-www-form-urlencoded")).unwrap();
+        assert_eq!(listed.fields["user_ids"], serde_json::json!(["only"]));
+    }
+
+    #[test]
+    fn media_types_outside_json_and_form_are_refused() {
+        for content_type in [
+            None,
+            Some("text/plain"),
+            Some("multipart/form-data"),
+            Some(""),
+        ] {
+            assert_eq!(
+                decode_str(SEED, content_type).unwrap_err(),
+                BodyError::UnsupportedMediaType
+            );
+        }
+    }
+
+    #[test]
+    fn malformed_bodies_are_refused() {
+        let json = Some("application/json");
+        for body in [
+            "",
+            "   ",
+            "[1,2]",
+            "\"text\"",
+            "{\"a\":",
+            "{\"a\":1}x",
+            "appid=1",
+            "%7B%22a",
+        ] {
+            assert!(
+                matches!(decode_str(body, json), Err(BodyError::Malformed(_))),
+                "{body:?}"
+            );
+        }
+        let form = Some("application/x-www-form-urlencoded");
+        assert!(matches!(
+            decode_str("a=%FF", form),
+            Err(BodyError::Malformed(_))
+        ));
+        assert!(matches!(
+            decode_str("&&", form),
+            Err(BodyError::Malformed(_))
+        ));
+        let invalid_utf8 = decode(Bytes::from_static(b"{\"a\":\"\xff\"}"), json);
+        assert!(matches!(invalid_utf8, Err(BodyError::Malformed(_))));
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused_at_any_depth() {
+        let json = Some("application/json");
+        let top = decode_str(r#"{"call_id":"a","call_id":"b"}"#, json).unwrap_err();
+        assert!(top.to_string().contains("duplicate key"), "{top}");
+        assert!(decode_str(r#"{"x":{"k":1,"k":2}}"#, json).is_err());
+        assert!(decode_str(r#"{"x":[{"k":1},{"k":2}]}"#, json).is_ok());
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_crash() {
+        let deep = format!("{{\"a\":{}{}}}", "[".repeat(10_000), "]".repeat(10_000));
+        assert!(matches!(
+            decode_str(&deep, Some("application/json")),
+            Err(BodyError::Malformed(_))
+        ));
+    }
+}

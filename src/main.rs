@@ -1,0 +1,20 @@
+//! Entry point: parse the command line, then serve or run one of the tools.
+
+use clap::Parser;
+use zego_kafka_bridge::cli::{self, Cli, Command};
+
+#[actix_web::main]
+async fn main() {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let cli = Cli::parse();
+    let code = match cli.command {
+        None => cli::serve::run(cli.embedded_kafka).await,
+        Some(Command::Serve { embedded_kafka }) => {
+            cli::serve::run(embedded_kafka || cli.embedded_kafka).await
+        }
+        Some(Command::Simulate(args)) => cli::simulate::run(args).await,
+        Some(Command::Tail(args)) => cli::tail::run(args).await,
+        Some(Command::Healthcheck(args)) => cli::healthcheck::run(args).await,
+    };
+    std::process::exit(code);
+}

@@ -1,0 +1,43 @@
+//! The producer's librdkafka context: notices fatal errors and feeds queue statistics to metrics.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::{ClientContext, Statistics};
+
+use crate::metrics::Metrics;
+
+/// Called from librdkafka's own threads; keeps only atomics and metric handles.
+pub struct BridgeContext {
+    metrics: Arc<Metrics>,
+    /// Shared with the publisher, which cannot reach this context through `FutureProducer`.
+    fatal: Arc<AtomicBool>,
+}
+
+impl BridgeContext {
+    /// `fatal` turns true once librdkafka raised a fatal error: that producer never delivers again.
+    pub fn new(metrics: Arc<Metrics>, fatal: Arc<AtomicBool>) -> Self {
+        BridgeContext { metrics, fatal }
+    }
+}
+
+impl ClientContext for BridgeContext {
+    fn stats(&self, statistics: Statistics) {
+        self.metrics
+            .kafka_queue_messages
+            .set(statistics.msg_cnt as i64);
+        self.metrics
+            .kafka_queue_bytes
+            .set(statistics.msg_size as i64);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::Fatal) {
+            self.fatal.store(true, Ordering::Release);
+            log::error!("librdkafka fatal error, the producer will be replaced: {reason}");
+        } else {
+            log::warn!("librdkafka: {error}: {reason}");
+        }
+    }
+}

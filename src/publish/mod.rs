@@ -1,0 +1,196 @@
+//! The one shared producer: publish a record and await its ack, probe the broker, replace the
+//! producer when it is fenced or fails fatally, flush on shutdown.
+
+mod context;
+pub mod errors;
+pub mod record;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use rdkafka::producer::{FutureProducer, Producer};
+use rdkafka::ClientConfig;
+
+use crate::metrics::Metrics;
+use context::BridgeContext;
+pub use errors::PublishError;
+pub use record::Record;
+
+/// Where the broker put an acked record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ack {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+/// One producer and the number that tells it from its replacements.
+struct Generation {
+    number: u64,
+    producer: FutureProducer<BridgeContext>,
+    /// Set by the producer's context on librdkafka's fatal error.
+    fatal: Arc<AtomicBool>,
+}
+
+impl Generation {
+    fn create(
+        number: u64,
+        config: &ClientConfig,
+        metrics: &Arc<Metrics>,
+    ) -> Result<Self, PublishError> {
+        let fatal = Arc::new(AtomicBool::new(false));
+        let producer = config
+            .create_with_context(BridgeContext::new(metrics.clone(), fatal.clone()))
+            .map_err(|e| PublishError::Failed(format!("cannot create the Kafka producer: {e}")))?;
+        Ok(Generation {
+            number,
+            producer,
+            fatal,
+        })
+    }
+
+    fn is_fatal(&self) -> bool {
+        self.fatal.load(Ordering::Acquire)
+    }
+}
+
+/// Publishes records through one shared producer, swapping in a fresh one when it breaks.
+pub struct Publisher {
+    config: ClientConfig,
+    current: RwLock<Arc<Generation>>,
+    delivery_timeout: Duration,
+    metrics: Arc<Metrics>,
+}
+
+/// Extra wait past librdkafka's own `message.timeout.ms`: it fails the message itself, this
+/// only guards against a delivery report that never comes.
+const ACK_GRACE: Duration = Duration::from_secs(1);
+
+impl Publisher {
+    /// Creates the producer; librdkafka rejects bad `KAFKA_OPT_*` values here, at start-up.
+    pub fn new(
+        config: ClientConfig,
+        delivery_timeout: Duration,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, PublishError> {
+        let first = Generation::create(0, &config, &metrics)?;
+        Ok(Publisher {
+            config,
+            current: RwLock::new(Arc::new(first)),
+            delivery_timeout,
+            metrics,
+        })
+    }
+
+    fn current(&self) -> Arc<Generation> {
+        // A poisoned lock still holds a valid Arc: keep serving.
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Sends one record and waits for the broker's ack. Never blocks the calling thread.
+    pub async fn publish(&self, record: &Record) -> Result<Ack, PublishError> {
+        let mut generation = self.current();
+        if generation.is_fatal() {
+            self.replace(generation.number, "fatal error");
+            generation = self.current();
+        }
+        let number = generation.number;
+        let delivery = match generation.producer.send_result(record.to_future_record()) {
+            Ok(delivery) => delivery,
+            Err((error, _)) => return Err(self.failed(number, &error)),
+        };
+        // The delivery future does not need the producer: let a replacement drop it.
+        drop(generation);
+        match tokio::time::timeout(self.delivery_timeout + ACK_GRACE, delivery).await {
+            Ok(Ok(Ok(delivered))) => Ok(Ack {
+                topic: record.topic.clone(),
+                partition: delivered.partition,
+                offset: delivered.offset,
+            }),
+            Ok(Ok(Err((error, _)))) => Err(self.failed(number, &error)),
+            Ok(Err(_canceled)) => Err(PublishError::Unavailable("the producer was closed".into())),
+            Err(_elapsed) => Err(PublishError::Unavailable(
+                "no delivery report in time".into(),
+            )),
+        }
+    }
+
+    /// Classifies a failure, replacing the producer first when the error says it is broken.
+    fn failed(&self, number: u64, error: &rdkafka::error::KafkaError) -> PublishError {
+        if errors::breaks_producer(error) {
+            self.replace(number, &error.to_string());
+        }
+        errors::classify(error)
+    }
+
+    /// Swaps in a fresh producer unless generation `number` was already replaced.
+    ///
+    /// The old producer is dropped on its own thread: dropping purges its queue (failing its
+    /// in-flight sends, which then answer 503 so ZEGOCLOUD retries) and joins its poll thread,
+    /// which must not happen on an actix worker.
+    pub fn replace(&self, number: u64, reason: &str) {
+        let mut current = self.current.write().unwrap_or_else(|p| p.into_inner());
+        if current.number != number {
+            return;
+        }
+        let fresh = match Generation::create(number + 1, &self.config, &self.metrics) {
+            Ok(fresh) => fresh,
+            Err(e) => {
+                log::error!("could not replace the broken producer ({reason}): {e}");
+                return;
+            }
+        };
+        let old = std::mem::replace(&mut *current, Arc::new(fresh));
+        drop(current);
+        log::warn!(
+            "replaced producer {number} with a fresh one (generation {}): {reason}",
+            number + 1
+        );
+        let label = if reason.contains("fatal") {
+            "fatal"
+        } else {
+            "fenced"
+        };
+        self.metrics
+            .producer_replacements
+            .with_label_values(&[label])
+            .inc();
+        std::thread::spawn(move || drop(old));
+    }
+
+    /// Asks the broker for the topic's metadata; blocking, for the readiness probe's thread.
+    pub fn probe_blocking(&self, topic: &str, timeout: Duration) -> bool {
+        let generation = self.current();
+        if generation.is_fatal() {
+            self.replace(generation.number, "fatal error");
+            return false;
+        }
+        match generation
+            .producer
+            .client()
+            .fetch_metadata(Some(topic), timeout)
+        {
+            Ok(metadata) => metadata
+                .topics()
+                .iter()
+                .any(|t| t.name() == topic && t.error().is_none()),
+            Err(_) => false,
+        }
+    }
+
+    /// Waits up to `timeout` for every queued record's delivery report; blocking.
+    pub fn flush_blocking(&self, timeout: Duration) {
+        let generation = self.current();
+        match generation.producer.flush(timeout) {
+            Ok(()) => log::info!("producer flushed"),
+            Err(e) => log::warn!(
+                "producer flush incomplete ({e}): {} records still unacknowledged",
+                generation.producer.in_flight_count()
+            ),
+        }
+    }
+}

@@ -1,0 +1,74 @@
+//! A verified callback as a Kafka record: topic, key `call_id`, value and headers (DESIGN §3).
+
+use bytes::Bytes;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::FutureRecord;
+
+use crate::callback::Callback;
+
+pub const HEADER_EVENT: &str = "zego-event";
+pub const HEADER_APPID: &str = "zego-appid";
+pub const HEADER_CALLBACK_ID: &str = "zego-callback-id";
+pub const HEADER_CONTENT_TYPE: &str = "content-type";
+pub const HEADER_RECEIVED_AT: &str = "received-at";
+const JSON: &str = "application/json";
+
+/// One record to publish.
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub topic: String,
+    /// `call_id`; `None` only for a forwarded unknown event that has none.
+    pub key: Option<String>,
+    pub value: Bytes,
+    pub event: String,
+    pub appid: String,
+    pub callback_id: String,
+    /// Unix milliseconds when the request arrived.
+    pub received_at_ms: i64,
+}
+
+impl Record {
+    pub fn new(callback: Callback, topic: &str, received_at_ms: i64) -> Self {
+        Record {
+            topic: topic.to_string(),
+            key: callback.call_id,
+            value: callback.value,
+            event: callback.event,
+            appid: callback.appid,
+            callback_id: callback.id,
+            received_at_ms,
+        }
+    }
+
+    pub fn headers(&self) -> OwnedHeaders {
+        let received_at = self.received_at_ms.to_string();
+        [
+            (HEADER_EVENT, self.event.as_str()),
+            (HEADER_APPID, self.appid.as_str()),
+            (HEADER_CALLBACK_ID, self.callback_id.as_str()),
+            (HEADER_CONTENT_TYPE, JSON),
+            (HEADER_RECEIVED_AT, received_at.as_str()),
+        ]
+        .into_iter()
+        .fold(
+            OwnedHeaders::new_with_capacity(5),
+            |headers, (key, value)| {
+                headers.insert(Header {
+                    key,
+                    value: Some(value),
+                })
+            },
+        )
+    }
+
+    /// The borrowed form librdkafka's producer takes.
+    pub fn to_future_record(&self) -> FutureRecord<'_, str, [u8]> {
+        let record = FutureRecord::to(&self.topic)
+            .payload(&self.value[..])
+            .headers(self.headers());
+        match &self.key {
+            Some(key) => record.key(key.as_str()),
+            None => record,
+        }
+    }
+}

@@ -1,0 +1,7 @@
+//! HTTP routes: the callback endpoint, health and readiness, metrics, and JSON errors.
+
+pub mod callback;
+pub mod errors;
+pub mod health;
+
+pub use errors::ApiError;

@@ -1,0 +1,189 @@
+//! Builds the application on a given listener (tests pass port 0), runs it, and shuts it down.
+//!
+//! Shutdown, in order (after mini-redis): a shutdown signal arrives → `/readyz` turns 503 so load
+//! balancers stop routing here → the server stops accepting and gives every callback in flight
+//! up to the delivery timeout to get its ack (or its 503) → the producer is flushed so nothing
+//! acked-but-unreported is dropped → the process exits.
+
+use std::future::Future;
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::{web, App, HttpServer};
+use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
+
+use crate::config::{ConfigError, Settings};
+use crate::dedup::DedupCache;
+use crate::metrics::Metrics;
+use crate::publish::Publisher;
+use crate::routes::{callback, errors, health};
+use crate::state::{AppState, Readiness};
+
+/// How often the broker is asked for metadata, and how long one ask may take.
+const PROBE_INTERVAL: Duration = Duration::from_secs(1);
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Why the application could not start: one line for the operator.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("{0}")]
+    Kafka(String),
+    #[error("cannot serve on the listener: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A built, not yet running, bridge.
+pub struct Application {
+    server: Server,
+    port: u16,
+    state: web::Data<AppState>,
+    /// How long in-flight callbacks get at shutdown; also the producer's final flush.
+    drain_timeout: Duration,
+}
+
+impl Application {
+    /// Creates the producer and the HTTP server on `listener`. Must run inside an actix system.
+    pub fn build(settings: Settings, listener: TcpListener) -> Result<Self, StartupError> {
+        let metrics = Arc::new(Metrics::new());
+        let client_config = settings.kafka.to_client_config()?;
+        let publisher = Publisher::new(
+            client_config,
+            settings.kafka.delivery_timeout,
+            metrics.clone(),
+        )
+        .map_err(|e| StartupError::Kafka(settings.kafka.redact(&e.to_string())))?;
+        let drain_timeout = settings.kafka.delivery_timeout + Duration::from_secs(2);
+        let port = listener.local_addr()?.port();
+        let callback_path = settings.callback.path.clone();
+        let state = web::Data::new(AppState {
+            callback: settings.callback,
+            kafka: settings.kafka,
+            publisher: Arc::new(publisher),
+            dedup: DedupCache::new(settings.dedup_ttl, settings.dedup_capacity),
+            in_flight: Semaphore::new(settings.max_in_flight),
+            metrics,
+            readiness: Readiness::default(),
+        });
+        let app_state = state.clone();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(app_state.clone())
+                .route("/healthz", web::get().to(health::healthz))
+                .route("/readyz", web::get().to(health::readyz))
+                .route("/metrics", web::get().to(health::metrics))
+                .service(
+                    web::resource(callback_path.as_str())
+                        .route(web::post().to(callback::receive))
+                        .default_service(web::to(errors::method_not_allowed)),
+                )
+                .default_service(web::to(errors::not_found))
+        })
+        // Signals are ours (see `run_until_stopped`): readiness must drop before the drain.
+        .disable_signals()
+        .shutdown_timeout(drain_timeout.as_secs())
+        .listen(listener)?
+        .run();
+        Ok(Application {
+            server,
+            port,
+            state,
+            drain_timeout,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until `shutdown` completes, then drains and flushes (see the module comment).
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()>,
+    ) -> std::io::Result<()> {
+        let Application {
+            server,
+            state,
+            drain_timeout,
+            ..
+        } = self;
+        let probe = spawn_broker_probe(state.clone());
+        let handle = server.handle();
+        let mut server = std::pin::pin!(server);
+        let served = tokio::select! {
+            served = &mut server => served,
+            () = shutdown => {
+                state.readiness.begin_shutdown();
+                log::info!(
+                    "shutting down: no new connections; callbacks in flight get up to {}s",
+                    drain_timeout.as_secs()
+                );
+                handle.stop(true).await;
+                server.await
+            }
+        };
+        probe.abort();
+        let publisher = state.publisher.clone();
+        let _ = tokio::task::spawn_blocking(move || publisher.flush_blocking(drain_timeout)).await;
+        log::info!("stopped");
+        served
+    }
+}
+
+/// Asks the broker for metadata every second, off the workers; `/readyz` reads the result.
+fn spawn_broker_probe(state: web::Data<AppState>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut was_reachable = None;
+        loop {
+            let probing = state.clone();
+            let reachable = tokio::task::spawn_blocking(move || {
+                probing
+                    .publisher
+                    .probe_blocking(&probing.kafka.topic, PROBE_TIMEOUT)
+            })
+            .await
+            .unwrap_or(false);
+            if reachable {
+                state.readiness.probe_succeeded();
+            }
+            state.metrics.broker_reachable.set(i64::from(reachable));
+            if was_reachable != Some(reachable) {
+                match reachable {
+                    true => log::info!("broker reachable: topic {} answers", state.kafka.topic),
+                    false => log::warn!(
+                        "broker unreachable or topic {} missing: /readyz answers 503",
+                        state.kafka.topic
+                    ),
+                }
+                was_reachable = Some(reachable);
+            }
+            tokio::time::sleep(PROBE_INTERVAL).await;
+        }
+    })
+}
+
+/// Completes on SIGTERM or SIGINT (Ctrl-C).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => log::info!("SIGINT received"),
+        () = terminate => log::info!("SIGTERM received"),
+    }
+}
