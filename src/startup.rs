@@ -100,6 +100,11 @@ impl Application {
         self.port
     }
 
+    /// The shared publisher (tests use it to raise librdkafka faults).
+    pub fn publisher(&self) -> Arc<Publisher> {
+        self.state.publisher.clone()
+    }
+
     /// Serves until `shutdown` completes, then drains and flushes (see the module comment).
     pub async fn run_until_stopped(
         self,
@@ -122,8 +127,9 @@ impl Application {
                     "shutting down: no new connections; callbacks in flight get up to {}s",
                     drain_timeout.as_secs()
                 );
-                handle.stop(true).await;
-                server.await
+                // The server future must keep being polled to carry out the stop.
+                let ((), served) = tokio::join!(handle.stop(true), server);
+                served
             }
         };
         probe.abort();

@@ -33,7 +33,11 @@ impl ClientContext for BridgeContext {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::Fatal) {
+        // librdkafka reports a fatal error with the underlying code (e.g. the broker's
+        // OUT_OF_ORDER_SEQUENCE_NUMBER) rather than _FATAL, so both are looked for.
+        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::Fatal)
+            || super::errors::breaks_producer(&error)
+        {
             self.fatal.store(true, Ordering::Release);
             log::error!("librdkafka fatal error, the producer will be replaced: {reason}");
         } else {

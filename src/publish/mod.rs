@@ -53,6 +53,11 @@ impl Generation {
     fn is_fatal(&self) -> bool {
         self.fatal.load(Ordering::Acquire)
     }
+
+    /// Asks librdkafka itself (a C call and a small allocation: for the probe, not every send).
+    fn has_fatal_error(&self) -> bool {
+        self.is_fatal() || self.producer.client().fatal_error().is_some()
+    }
 }
 
 /// Publishes records through one shared producer, swapping in a fresh one when it breaks.
@@ -165,7 +170,7 @@ impl Publisher {
     /// Asks the broker for the topic's metadata; blocking, for the readiness probe's thread.
     pub fn probe_blocking(&self, topic: &str, timeout: Duration) -> bool {
         let generation = self.current();
-        if generation.is_fatal() {
+        if generation.has_fatal_error() {
             self.replace(generation.number, "fatal error");
             return false;
         }
@@ -179,6 +184,24 @@ impl Publisher {
                 .iter()
                 .any(|t| t.name() == topic && t.error().is_none()),
             Err(_) => false,
+        }
+    }
+
+    /// Makes librdkafka raise a fatal error on the current producer, exactly as it does when an
+    /// idempotent producer loses its sequence state. Only tests call this: the mock cluster has
+    /// no other way to cause a fatal error that no delivery reports.
+    #[doc(hidden)]
+    pub fn raise_fatal_error_for_tests(&self, reason: &str) {
+        let generation = self.current();
+        let reason = std::ffi::CString::new(reason).unwrap_or_default();
+        // SAFETY: the producer (and so its native handle) outlives this call via `generation`,
+        // and `reason` is a valid C string for its duration.
+        unsafe {
+            rdkafka::bindings::rd_kafka_test_fatal_error(
+                generation.producer.client().native_ptr(),
+                rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
+                reason.as_ptr(),
+            );
         }
     }
 

@@ -1,0 +1,296 @@
+//! Test harness: the app on port 0 against librdkafka's mock cluster, a signer, a topic reader.
+
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::DefaultProducerContext;
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use serde_json::{json, Value};
+use tokio::sync::oneshot;
+
+use zego_kafka_bridge::callback::signature::sign;
+use zego_kafka_bridge::config::Settings;
+use zego_kafka_bridge::publish::Publisher;
+use zego_kafka_bridge::startup::Application;
+
+pub const SECRET: &str = "test-secret";
+pub const TOPIC: &str = "zego-callbacks";
+pub const PARTITIONS: i32 = 3;
+/// Short, so fault tests finish quickly; every timing assertion is relative to it.
+pub const DELIVERY_TIMEOUT: Duration = Duration::from_millis(2000);
+
+pub struct TestApp {
+    pub address: String,
+    pub cluster: MockCluster<'static, DefaultProducerContext>,
+    pub client: awc::Client,
+    pub callback_url: String,
+    pub publisher: Arc<Publisher>,
+    shutdown: std::sync::Mutex<Option<oneshot::Sender<()>>>,
+    pub stopped: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+/// A received answer: status and JSON body.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub body: Value,
+}
+
+/// One record read back from the topic.
+#[derive(Debug, Clone)]
+pub struct Consumed {
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<String>,
+    pub value: Vec<u8>,
+    pub headers: HashMap<String, String>,
+}
+
+impl Consumed {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.value).expect("record value is JSON")
+    }
+}
+
+/// The app with default settings (plus the mock cluster and the test secret).
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(&[]).await
+}
+
+/// The app with extra environment variables; topics named by `KAFKA_TOPIC*` are created.
+pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
+    let _ = env_logger::builder().is_test(true).try_init();
+    let cluster = MockCluster::new(1).expect("mock cluster");
+    let mut vars: Vec<(String, String)> = vec![
+        ("KAFKA_BROKERS".into(), cluster.bootstrap_servers()),
+        ("ZEGO_CALLBACK_SECRET".into(), SECRET.into()),
+        (
+            "KAFKA_DELIVERY_TIMEOUT_MS".into(),
+            DELIVERY_TIMEOUT.as_millis().to_string(),
+        ),
+    ];
+    vars.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let settings = Settings::from_vars(vars).expect("valid test settings");
+    for topic in
+        std::iter::once(&settings.kafka.topic).chain(settings.kafka.topic_overrides.values())
+    {
+        cluster.create_topic(topic, PARTITIONS, 1).expect("topic");
+    }
+    let path = settings.callback.path.clone();
+    let listener = TcpListener::bind("127.0.0.1:0").expect("port 0");
+    let app = Application::build(settings, listener).expect("app builds");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let publisher = app.publisher();
+    let (shutdown, stop) = oneshot::channel::<()>();
+    let stopped = tokio::spawn(app.run_until_stopped(async {
+        let _ = stop.await;
+    }));
+    let client = awc::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .finish();
+    TestApp {
+        callback_url: format!("{address}{path}"),
+        address,
+        cluster,
+        client,
+        publisher,
+        shutdown: std::sync::Mutex::new(Some(shutdown)),
+        stopped: Some(stopped),
+    }
+}
+
+/// A correctly signed seed `call_accept` with `changes` merged in, signed after merging.
+pub fn signed(changes: Value) -> Value {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let mut body = json!({"appid":"1","event":"call_accept","nonce":"350176","timestamp":now,
+        "call_id":"3501761173612493269","user_id":"abc","extend_data":"extendData"});
+    for (k, v) in changes.as_object().expect("changes are an object") {
+        body[k] = v.clone();
+    }
+    resign(&mut body);
+    body
+}
+
+/// (Re)computes `signature` from the body's own timestamp and nonce.
+pub fn resign(body: &mut Value) {
+    let text = |v: &Value| {
+        v.as_str()
+            .map(String::from)
+            .unwrap_or_else(|| v.to_string())
+    };
+    body["signature"] = json!(sign(
+        SECRET,
+        &text(&body["timestamp"]),
+        &text(&body["nonce"])
+    ));
+}
+
+/// A signed callback of `event` for `call_id`, with that event's required fields.
+pub fn event_body(event: &str, call_id: &str) -> Value {
+    let extra = match event {
+        "call_create" => {
+            json!({"caller":"abc","user_ids":["def"],"create_time":1,"timeout":60,"payload":"p"})
+        }
+        "call_cancel" => json!({"user_ids":["def"],"reason":"caller_cancel","payload":"p"}),
+        "call_timeout" => json!({"user_ids":["def"]}),
+        _ => json!({"user_id":"abc","extend_data":"x"}),
+    };
+    let mut body = json!({"event": event, "call_id": call_id});
+    body.as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    let mut full = signed(body);
+    if event != "call_accept" && event != "call_reject" {
+        full.as_object_mut().unwrap().remove("user_id");
+        full.as_object_mut().unwrap().remove("extend_data");
+        resign(&mut full);
+    }
+    full
+}
+
+impl TestApp {
+    /// POSTs raw bytes with a content type (or none).
+    pub async fn post_raw(
+        &self,
+        body: impl Into<bytes::Bytes>,
+        content_type: Option<&str>,
+    ) -> Answer {
+        let mut request = self.client.post(&self.callback_url);
+        if let Some(content_type) = content_type {
+            request = request.insert_header(("Content-Type", content_type));
+        }
+        let mut response = request.send_body(body.into()).await.expect("request sent");
+        let bytes = response.body().limit(1 << 20).await.expect("response body");
+        Answer {
+            status: response.status().as_u16(),
+            body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        }
+    }
+
+    pub async fn post_json(&self, body: &Value) -> Answer {
+        self.post_raw(serde_json::to_vec(body).unwrap(), Some("application/json"))
+            .await
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, String) {
+        let mut response = self
+            .client
+            .get(format!("{}{path}", self.address))
+            .send()
+            .await
+            .expect("request sent");
+        let body = response.body().await.expect("body");
+        (
+            response.status().as_u16(),
+            String::from_utf8_lossy(&body).into_owned(),
+        )
+    }
+
+    /// Polls `/readyz` until it answers `status` (the probe runs every second), or panics.
+    pub async fn wait_for_readyz(&self, status: u16, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            if self.get("/readyz").await.0 == status {
+                return;
+            }
+            assert!(Instant::now() < deadline, "/readyz never answered {status}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// One sample's value from `/metrics`, e.g. `zego_in_flight` or `name{label="x"}`.
+    pub async fn metric(&self, series: &str) -> f64 {
+        let (_, text) = self.get("/metrics").await;
+        text.lines()
+            .find_map(|line| {
+                line.strip_prefix(series)
+                    .and_then(|rest| rest.strip_prefix(' '))
+            })
+            .map(|v| v.trim().parse().expect("numeric sample"))
+            .unwrap_or(0.0)
+    }
+
+    /// Every record in `topic`, read to the partitions' high watermarks.
+    pub fn records(&self, topic: &str) -> Vec<Consumed> {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", self.cluster.bootstrap_servers())
+            .set("group.id", "api-tests")
+            .set("enable.auto.commit", "false")
+            .create()
+            .expect("consumer");
+        let mut assignment = TopicPartitionList::new();
+        let mut remaining = 0;
+        for partition in 0..PARTITIONS {
+            let (low, high) = consumer
+                .fetch_watermarks(topic, partition, Duration::from_secs(5))
+                .expect("watermarks");
+            remaining += high - low;
+            assignment
+                .add_partition_offset(topic, partition, Offset::Beginning)
+                .unwrap();
+        }
+        consumer.assign(&assignment).expect("assign");
+        let mut records = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while remaining > 0 {
+            assert!(
+                Instant::now() < deadline,
+                "could not read {remaining} more records"
+            );
+            let Some(message) = consumer.poll(Duration::from_millis(200)) else {
+                continue;
+            };
+            let message = message.expect("consumed");
+            let headers = message
+                .headers()
+                .map(|h| {
+                    h.iter()
+                        .map(|h| {
+                            (
+                                h.key.to_string(),
+                                String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            records.push(Consumed {
+                partition: message.partition(),
+                offset: message.offset(),
+                key: message
+                    .key()
+                    .map(|k| String::from_utf8_lossy(k).into_owned()),
+                value: message.payload().unwrap_or_default().to_vec(),
+                headers,
+            });
+            remaining -= 1;
+        }
+        records
+    }
+
+    /// Triggers the graceful shutdown and waits for it to finish.
+    pub async fn shut_down(&mut self) {
+        self.begin_shutdown();
+        if let Some(stopped) = self.stopped.take() {
+            stopped
+                .await
+                .expect("server task")
+                .expect("server stopped cleanly");
+        }
+    }
+
+    /// Starts the graceful shutdown without waiting for it.
+    pub fn begin_shutdown(&self) {
+        if let Some(shutdown) = self.shutdown.lock().unwrap().take() {
+            let _ = shutdown.send(());
+        }
+    }
+}

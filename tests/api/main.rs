@@ -1,0 +1,8 @@
+//! One integration binary: the app on port 0 against librdkafka's mock cluster.
+
+mod callback;
+mod dedup;
+mod events;
+mod faults;
+mod helpers;
+mod operations;
