@@ -305,3 +305,25 @@ mod tests {
         ));
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever the bytes and content type, decoding answers instead of panicking.
+        #[test]
+        fn decode_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512), form in any::<bool>()) {
+            let content_type = if form { "application/x-www-form-urlencoded" } else { "application/json" };
+            let _ = decode(Bytes::from(bytes), Some(content_type));
+        }
+
+        /// JSON-looking input (braces, quotes, escapes, percent signs) exercises the parsers' depths.
+        #[test]
+        fn decode_never_panics_on_json_like_text(text in "[{}\\[\\]\":,%0-9a-fA-F\\\\u+&= ]{0,256}") {
+            let _ = decode(Bytes::from(text.clone()), Some("application/json"));
+            let _ = decode(Bytes::from(text), Some("application/x-www-form-urlencoded"));
+        }
+    }
+}

@@ -122,3 +122,22 @@ mod tests {
         assert!(!verify(&s, "1499676978", "350176", ""));
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Arbitrary inputs never panic, and only the right signature verifies.
+        #[test]
+        fn verify_never_panics_and_rejects_other_signatures(
+            timestamp in ".{0,40}", nonce in ".{0,40}", signature in ".{0,80}"
+        ) {
+            let secrets = [Secret::new("secret")];
+            let right = sign("secret", &timestamp, &nonce);
+            prop_assert_eq!(verify(&secrets, &timestamp, &nonce, &signature), signature == right);
+            prop_assert!(verify(&secrets, &timestamp, &nonce, &right));
+        }
+    }
+}

@@ -47,6 +47,59 @@ async fn each_event_is_accepted_and_lands_with_its_event_header() {
     }
 }
 
+fn schema(event: &str) -> jsonschema::Validator {
+    let path = format!("{}/schemas/{event}.schema.json", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    jsonschema::validator_for(&serde_json::from_str(&text).unwrap()).expect("valid schema")
+}
+
+#[actix_web::test]
+async fn produced_records_match_the_published_schemas() {
+    let app = spawn_app().await;
+    for event in FAMILY {
+        assert_eq!(
+            app.post_json(&event_body(event, &format!("json-{event}")))
+                .await
+                .status,
+            200
+        );
+    }
+    // A form body: every value arrives as text and is published typed.
+    let ts = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .to_string();
+    let signature = zego_kafka_bridge::callback::signature::sign(crate::helpers::SECRET, &ts, "5");
+    let form = format!(
+        "appid=1&event=call_create&nonce=5&timestamp={ts}&signature={signature}&call_id=form-create\
+         &caller=abc&user_ids=u1&user_ids=u2&create_time=17&timeout=60&payload=p"
+    );
+    let answer = app
+        .post_raw(form, Some("application/x-www-form-urlencoded"))
+        .await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+
+    let records = app.records(TOPIC);
+    assert_eq!(records.len(), FAMILY.len() + 1);
+    for record in &records {
+        let event = &record.headers["zego-event"];
+        let value = record.json();
+        let errors: Vec<String> = schema(event)
+            .iter_errors(&value)
+            .map(|e| e.to_string())
+            .collect();
+        assert!(
+            errors.is_empty(),
+            "{event} record {value} breaks its schema: {errors:?}"
+        );
+    }
+    // The schemas are not vacuous: a wrong type is caught.
+    let mut wrong = records[0].json();
+    wrong["call_id"] = json!(5);
+    assert!(!schema(&records[0].headers["zego-event"]).is_valid(&wrong));
+}
+
 #[actix_web::test]
 async fn each_missing_or_mistyped_required_field_is_400() {
     let app = spawn_app().await;

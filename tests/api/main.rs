@@ -5,4 +5,5 @@ mod dedup;
 mod events;
 mod faults;
 mod helpers;
+mod hostile;
 mod operations;

@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# bench/run.sh: the bridge against its two ceilings, measured in one run on this machine.
+#
+#   HTTP ceiling      wrk GET /healthz on the same bridge process (actix + the network stack,
+#                     no body, no checks, no Kafka)
+#   producer ceiling  bench/producer_ceiling.rs: the same records straight through rdkafka with
+#                     the bridge's producer settings and as many sends outstanding as wrk has
+#                     connections
+#   bridge            wrk POSTing distinct signed call_accept callbacks (bench/wrk_callbacks.lua)
+#
+# at each concurrency in BENCH_CONCURRENCY, for BENCH_SECONDS each, against tansu (memory
+# storage) on loopback. Also: start-up to /readyz 200, idle and peak RSS, bridge CPU.
+# Writes bench/results.md (raw logs in bench/out/). Needs: wrk, tansu, python3 (installed if
+# missing, as in .ci/run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SECONDS_EACH=${BENCH_SECONDS:-15}
+CONCURRENCY=${BENCH_CONCURRENCY:-"1 16 64 256"}
+OUT=bench/out
+mkdir -p "$OUT"
+rm -f "$OUT"/*.log "$OUT"/*.jsonl
+
+if ! command -v wrk >/dev/null; then apt-get update -qq && apt-get install -y -qq wrk; fi
+TANSU=${TANSU:-$(command -v tansu || echo "$HOME/.cargo/bin/tansu")}
+if [ ! -x "$TANSU" ]; then
+  echo "installing tansu (about 10 minutes, once per machine)"
+  cargo install tansu --version 0.6.0 --locked --features dynostore,libsql
+fi
+cargo build --release --locked --bin zego-kafka-bridge --example producer_ceiling
+BRIDGE=target/release/zego-kafka-bridge
+CEILING=target/release/examples/producer_ceiling
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 1 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; return 1; }
+now_ms() { date +%s%3N; }
+rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+hwm_kb() { awk '/^VmHWM/ {print $2}' "/proc/$1/status"; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+
+KAFKA_PORT=$(free_port)
+BRIDGE_PORT=$(free_port)
+TOPIC=zego-callbacks
+"$TANSU" broker --listener-url "tcp://127.0.0.1:$KAFKA_PORT" --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
+  --storage-engine memory://tansu/ >"$OUT/tansu.log" 2>&1 &
+pids+=($!)
+wait_port "$KAFKA_PORT"
+"$TANSU" topic create --broker "tcp://127.0.0.1:$KAFKA_PORT" --partitions 3 "$TOPIC" >>"$OUT/tansu.log" 2>&1
+
+SECRET=bench-secret
+started=$(now_ms)
+ZEGO_CALLBACK_SECRET=$SECRET KAFKA_BROKERS="127.0.0.1:$KAFKA_PORT" BIND_ADDR="127.0.0.1:$BRIDGE_PORT" RUST_LOG=warn \
+  "$BRIDGE" >"$OUT/bridge.log" 2>&1 &
+BRIDGE_PID=$!
+pids+=("$BRIDGE_PID")
+until curl -fs "http://127.0.0.1:$BRIDGE_PORT/readyz" >/dev/null 2>&1; do
+  [ $(($(now_ms) - started)) -lt 30000 ] || { echo "bridge never became ready"; cat "$OUT/bridge.log"; exit 1; }
+  sleep 0.01
+done
+READY_MS=$(($(now_ms) - started))
+sleep 2
+IDLE_RSS_KB=$(rss_kb "$BRIDGE_PID")
+
+# One signature for this run: it covers only secret, timestamp and nonce (see the Lua script).
+export BENCH_TIMESTAMP=$(date +%s) BENCH_NONCE=424242
+export BENCH_SIGNATURE=$(python3 -c "import hashlib,sys; print(hashlib.sha1(''.join(sorted(sys.argv[1:])).encode()).hexdigest())" \
+  "$SECRET" "$BENCH_TIMESTAMP" "$BENCH_NONCE")
+TICKS=$(getconf CLK_TCK)
+
+for c in $CONCURRENCY; do
+  threads=$(( c < 2 ? c : 2 ))
+  echo "== concurrency $c"
+  wrk -t"$threads" -c"$c" -d"${SECONDS_EACH}s" -s bench/wrk_get.lua "http://127.0.0.1:$BRIDGE_PORT/healthz" \
+    | tee "$OUT/http_$c.log" | grep '^BENCH' | sed "s/^BENCH /{\"kind\":\"http\",\"c\":$c,\"r\":/; s/$/}/" >>"$OUT/results.jsonl"
+  "$CEILING" "127.0.0.1:$KAFKA_PORT" "$TOPIC" "$c" "$SECONDS_EACH" 2>"$OUT/producer_$c.log" \
+    | sed "s/^/{\"kind\":\"producer\",\"c\":$c,\"r\":/; s/$/}/" >>"$OUT/results.jsonl"
+  before=$(cpu_ticks "$BRIDGE_PID")
+  BENCH_PREFIX="c$c" wrk -t"$threads" -c"$c" -d"${SECONDS_EACH}s" -s bench/wrk_callbacks.lua \
+    "http://127.0.0.1:$BRIDGE_PORT/zego/callback" | tee "$OUT/bridge_$c.log" | grep '^BENCH' \
+    | sed "s/^BENCH /{\"kind\":\"bridge\",\"c\":$c,\"cpu_pct\":$(( 0 )),\"r\":/; s/$/}/" >"$OUT/bridge_$c.jsonl"
+  after=$(cpu_ticks "$BRIDGE_PID")
+  cpu_pct=$(( (after - before) * 100 / TICKS / SECONDS_EACH ))
+  sed "s/\"cpu_pct\":0/\"cpu_pct\":$cpu_pct/; s/}\$/,\"peak_rss_kb\":$(hwm_kb "$BRIDGE_PID")}/" "$OUT/bridge_$c.jsonl" >>"$OUT/results.jsonl"
+  tail -n 3 "$OUT/results.jsonl"
+done
+
+python3 bench/report.py "$OUT/results.jsonl" "$READY_MS" "$IDLE_RSS_KB" "$SECONDS_EACH" >bench/results.md
+echo "wrote bench/results.md"
+cat bench/results.md

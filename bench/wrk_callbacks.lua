@@ -1,0 +1,37 @@
+-- wrk script for bench/run.sh: POSTs signed call_accept callbacks, each with a new call_id.
+-- The signature covers only secret, timestamp and nonce, so one signature (made by run.sh for
+-- this run's timestamp) stays valid while the call_id changes: every request is a distinct
+-- callback (no dedupe hits) of the seed's size.
+local counter = 0
+local thread_id = 0
+
+function setup(thread)
+  thread:set("id", thread_id)
+  thread_id = thread_id + 1
+end
+
+function init(args)
+  prefix = os.getenv("BENCH_PREFIX") or "bench"
+  timestamp = os.getenv("BENCH_TIMESTAMP")
+  nonce = os.getenv("BENCH_NONCE")
+  signature = os.getenv("BENCH_SIGNATURE")
+  wrk.method = "POST"
+  wrk.headers["Content-Type"] = "application/json"
+end
+
+function request()
+  counter = counter + 1
+  local body = string.format(
+    '{"appid":"1","event":"call_accept","nonce":"%s","signature":"%s","timestamp":%s,"call_id":"%s-%d-%d","user_id":"abc","extend_data":"extendData"}',
+    nonce, signature, timestamp, prefix, id, counter)
+  return wrk.format(nil, nil, nil, body)
+end
+
+function done(summary, latency, requests)
+  io.write(string.format(
+    'BENCH {"requests_per_sec":%.1f,"p50_ms":%.3f,"p99_ms":%.3f,"p999_ms":%.3f,"requests":%d,"non200":%d,"socket_errors":%d}\n',
+    summary.requests / (summary.duration / 1e6),
+    latency:percentile(50) / 1000, latency:percentile(99) / 1000, latency:percentile(99.9) / 1000,
+    summary.requests, summary.errors.status,
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
+end
