@@ -3,7 +3,7 @@
 //! can be compared with what the broker and librdkafka alone allow on this machine.
 //!
 //! `cargo run --release --example producer_ceiling -- <brokers> <topic> <outstanding> <seconds>`
-//! prints one JSON line: requests/s and latency percentiles (enqueue → ack) in milliseconds.
+//! (`LINGER_MS` as the bridge's `linger.ms`) prints one JSON line: requests/s and latency percentiles (enqueue → ack) in milliseconds.
 
 use std::time::{Duration, Instant};
 
@@ -38,6 +38,10 @@ async fn main() {
         .set("enable.idempotence", "true")
         .set("message.timeout.ms", "5000")
         .set("reconnect.backoff.max.ms", "1000")
+        .set(
+            "linger.ms",
+            std::env::var("LINGER_MS").unwrap_or_else(|_| "5".into()),
+        )
         .create()
         .expect("producer");
     let mut in_flight = FuturesUnordered::new();

@@ -15,6 +15,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_EACH=${BENCH_SECONDS:-15}
+# The bridge's linger.ms default (config.rs), given to both bridge and producer ceiling.
+export LINGER_MS=${BENCH_LINGER_MS:-5}
 CONCURRENCY=${BENCH_CONCURRENCY:-"1 16 64 256"}
 OUT=bench/out
 mkdir -p "$OUT"
@@ -52,7 +54,7 @@ wait_port "$KAFKA_PORT"
 
 SECRET=bench-secret
 started=$(now_ms)
-ZEGO_CALLBACK_SECRET=$SECRET KAFKA_BROKERS="127.0.0.1:$KAFKA_PORT" BIND_ADDR="127.0.0.1:$BRIDGE_PORT" RUST_LOG=warn \
+KAFKA_OPT_LINGER_MS=$LINGER_MS ZEGO_CALLBACK_SECRET=$SECRET KAFKA_BROKERS="127.0.0.1:$KAFKA_PORT" BIND_ADDR="127.0.0.1:$BRIDGE_PORT" RUST_LOG=warn \
   "$BRIDGE" >"$OUT/bridge.log" 2>&1 &
 BRIDGE_PID=$!
 pids+=("$BRIDGE_PID")

@@ -11,6 +11,7 @@ pub mod config;
 pub mod dedup;
 pub mod metrics;
 pub mod publish;
+pub mod refusals;
 pub mod routes;
 pub mod startup;
 pub mod state;

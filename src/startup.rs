@@ -19,12 +19,15 @@ use crate::config::{ConfigError, Settings};
 use crate::dedup::DedupCache;
 use crate::metrics::Metrics;
 use crate::publish::Publisher;
+use crate::refusals::Refusals;
 use crate::routes::{callback, errors, health};
 use crate::state::{AppState, Readiness};
 
 /// How often the broker is asked for metadata, and how long one ask may take.
 const PROBE_INTERVAL: Duration = Duration::from_secs(1);
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+/// How often refused callbacks are summed up in the log (only when there were any).
+const REFUSAL_REPORT_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Why the application could not start: one line for the operator.
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +71,7 @@ impl Application {
             in_flight: Semaphore::new(settings.max_in_flight),
             metrics,
             readiness: Readiness::default(),
+            refusals: Refusals::default(),
         });
         let app_state = state.clone();
         let server = HttpServer::new(move || {
@@ -117,6 +121,7 @@ impl Application {
             ..
         } = self;
         let probe = spawn_broker_probe(state.clone());
+        let reporter = spawn_refusal_reporter(state.clone());
         let handle = server.handle();
         let mut server = std::pin::pin!(server);
         let served = tokio::select! {
@@ -133,6 +138,11 @@ impl Application {
             }
         };
         probe.abort();
+        reporter.abort();
+        if let Some(recent) = state.refusals.take_recent() {
+            log::warn!("{recent} in the last period");
+        }
+        log::info!("since start: {}", state.refusals.total());
         let publisher = state.publisher.clone();
         let _ = tokio::task::spawn_blocking(move || publisher.flush_blocking(drain_timeout)).await;
         log::info!("stopped");
@@ -168,6 +178,22 @@ fn spawn_broker_probe(state: web::Data<AppState>) -> JoinHandle<()> {
                 was_reachable = Some(reachable);
             }
             tokio::time::sleep(PROBE_INTERVAL).await;
+        }
+    })
+}
+
+/// Logs how many callbacks were refused, by code, every `REFUSAL_REPORT_INTERVAL`: during an
+/// outage this is the number ZEGOCLOUD is retrying, or has given up on.
+fn spawn_refusal_reporter(state: web::Data<AppState>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(REFUSAL_REPORT_INTERVAL).await;
+            if let Some(recent) = state.refusals.take_recent() {
+                log::warn!(
+                    "{recent} in the last {}s",
+                    REFUSAL_REPORT_INTERVAL.as_secs()
+                );
+            }
         }
     })
 }

@@ -10,6 +10,7 @@ use crate::config::{CallbackSettings, KafkaSettings};
 use crate::dedup::DedupCache;
 use crate::metrics::Metrics;
 use crate::publish::Publisher;
+use crate::refusals::Refusals;
 
 /// Shared by all actix workers through `web::Data`.
 pub struct AppState {
@@ -21,6 +22,8 @@ pub struct AppState {
     pub in_flight: Semaphore,
     pub metrics: Arc<Metrics>,
     pub readiness: Readiness,
+    /// Non-200 answers by code, reported in the log every `REFUSAL_REPORT_INTERVAL`.
+    pub refusals: Refusals,
 }
 
 /// How long a successful broker probe keeps `/readyz` at 200.

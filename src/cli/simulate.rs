@@ -37,6 +37,9 @@ pub struct SimulateArgs {
     /// Seconds to wait before each retry; after the last one the callback is given up.
     #[arg(long, default_value = "2,4,8,16,32", value_delimiter = ',')]
     pub schedule: Vec<f64>,
+    /// Pause between the events of one call, in milliseconds (calls take time in real life).
+    #[arg(long, default_value_t = 0)]
+    pub pause_ms: u64,
     /// Send application/x-www-form-urlencoded instead of JSON.
     #[arg(long)]
     pub form: bool,
@@ -106,7 +109,10 @@ async fn send_call(
     kinds: &[EventKind],
 ) -> (usize, usize) {
     let mut counts = (0, 0);
-    for &kind in kinds {
+    for (n, &kind) in kinds.iter().enumerate() {
+        if n > 0 && args.pause_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(args.pause_ms)).await;
+        }
         if send_with_retries(client, args, secret, &call_id, kind).await {
             counts.0 += 1;
         } else {

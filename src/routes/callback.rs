@@ -54,7 +54,10 @@ pub async fn receive(
     let code = match &result {
         Ok((_, true)) => "duplicate",
         Ok((_, false)) => "ok",
-        Err(e) => e.code(),
+        Err(e) => {
+            state.refusals.record(e.code());
+            e.code()
+        }
     };
     state
         .metrics

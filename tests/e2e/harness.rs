@@ -1,0 +1,462 @@
+//! Processes for the end-to-end suite: tansu, a TCP forwarder to cut it off, the real bridge
+//! binary, `simulate`, and the independent Python reader.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::{Map, Value};
+use sha1::{Digest, Sha1};
+use tokio::task::JoinSet;
+
+pub const SECRET: &str = "e2e-secret";
+pub const TOPIC: &str = "zego-callbacks";
+pub const FAMILY: [&str; 5] = [
+    "call_create",
+    "call_cancel",
+    "call_accept",
+    "call_reject",
+    "call_timeout",
+];
+
+/// One test at a time: they measure timing and load, and tansu misbehaves when starved of
+/// CPU (seen here: under a parallel load, an acked record beyond its high watermark).
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+pub async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().await
+}
+
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits until something accepts connections on `port`.
+pub fn wait_for_port(port: u16, within: Duration) {
+    let deadline = Instant::now() + within;
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nothing listens on {port}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A folder for one test's logs: target/e2e/<name>/.
+pub fn work_dir(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("e2e")
+        .join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn tansu_bin() -> PathBuf {
+    if let Ok(path) = std::env::var("TANSU") {
+        return path.into();
+    }
+    let home = PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cargo/bin/tansu");
+    if home.exists() {
+        return home;
+    }
+    panic!("tansu not found: set TANSU or run `cargo install tansu --version 0.6.0 --locked --features dynostore,libsql`");
+}
+
+/// The binary under test: `BRIDGE_BIN` (CI points it at the release build) or this build's.
+pub fn bridge_bin() -> PathBuf {
+    std::env::var("BRIDGE_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_zego-kafka-bridge").into())
+}
+
+/// A child process killed when dropped.
+pub struct Process {
+    pub child: Child,
+    pub log: PathBuf,
+}
+
+impl Process {
+    fn spawn(command: &mut Command, log: PathBuf) -> Process {
+        let out = File::create(&log).unwrap();
+        let err = out.try_clone().unwrap();
+        let child = command
+            .stdout(out)
+            .stderr(err)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("spawn");
+        Process { child, log }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{signal}");
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Resident memory now, in KiB.
+    pub fn rss_kb(&self) -> u64 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-CONT", &self.pid().to_string()])
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// tansu with memory storage; clients reach it through `advertised_port`.
+pub struct Tansu {
+    pub process: Process,
+    pub port: u16,
+}
+
+impl Tansu {
+    pub fn start(dir: &Path, advertised_port: u16) -> Tansu {
+        let port = free_port();
+        let process = Process::spawn(
+            Command::new(tansu_bin()).args([
+                "broker",
+                "--listener-url",
+                &format!("tcp://127.0.0.1:{port}"),
+                "--advertised-listener-url",
+                &format!("tcp://127.0.0.1:{advertised_port}"),
+                "--storage-engine",
+                "memory://tansu/",
+            ]),
+            dir.join("tansu.log"),
+        );
+        wait_for_port(port, Duration::from_secs(20));
+        Tansu { process, port }
+    }
+
+    pub fn create_topic(&self, topic: &str, partitions: u32) {
+        let status = Command::new(tansu_bin())
+            .args([
+                "topic",
+                "create",
+                "--broker",
+                &format!("tcp://127.0.0.1:{}", self.port),
+            ])
+            .args(["--partitions", &partitions.to_string(), topic])
+            .status()
+            .unwrap();
+        assert!(status.success(), "tansu topic create");
+    }
+}
+
+/// A TCP forwarder between the bridge and tansu: `cut` drops every connection and stops
+/// listening (the broker keeps running and keeps its data); `restore` listens again.
+pub struct Forwarder {
+    pub port: u16,
+    target: u16,
+    tasks: Arc<Mutex<JoinSet<()>>>,
+}
+
+impl Forwarder {
+    pub async fn start(port: u16, target: u16) -> Forwarder {
+        let forwarder = Forwarder {
+            port,
+            target,
+            tasks: Arc::new(Mutex::new(JoinSet::new())),
+        };
+        forwarder.restore().await;
+        forwarder
+    }
+
+    pub async fn restore(&self) {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port))
+            .await
+            .expect("forwarder port");
+        let (target, tasks) = (self.target, self.tasks.clone());
+        self.tasks.lock().unwrap().spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                tasks.lock().unwrap().spawn(async move {
+                    if let Ok(mut outbound) =
+                        tokio::net::TcpStream::connect(("127.0.0.1", target)).await
+                    {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+        });
+    }
+
+    /// Aborting the tasks drops every socket: all connections close at once.
+    pub fn cut(&self) {
+        self.tasks.lock().unwrap().abort_all();
+    }
+}
+
+/// The real bridge binary, configured through its environment.
+pub struct Bridge {
+    pub process: Process,
+    pub port: u16,
+}
+
+impl Bridge {
+    pub fn start(
+        dir: &Path,
+        name: &str,
+        port: u16,
+        brokers: &str,
+        extra: &[(&str, &str)],
+    ) -> Bridge {
+        let mut command = Command::new(bridge_bin());
+        command
+            .env("ZEGO_CALLBACK_SECRET", SECRET)
+            .env("KAFKA_BROKERS", brokers)
+            .env("BIND_ADDR", format!("127.0.0.1:{port}"))
+            .env("RUST_LOG", "info");
+        for (k, v) in extra {
+            command.env(k, v);
+        }
+        let process = Process::spawn(&mut command, dir.join(format!("{name}.log")));
+        wait_for_port(port, Duration::from_secs(20));
+        Bridge { process, port }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/zego/callback", self.port)
+    }
+
+    /// `GET /readyz` status, or 0 when the bridge does not answer.
+    pub fn readyz(&self) -> u16 {
+        http_status(self.port, "/readyz")
+    }
+
+    pub async fn wait_ready(&self, within: Duration) {
+        let deadline = Instant::now() + within;
+        while self.readyz() != 200 {
+            assert!(Instant::now() < deadline, "bridge never became ready");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// Minimal HTTP/1.0 GET: the status code, 0 on any failure.
+pub fn http_status(port: u16, path: &str) -> u16 {
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
+        return 0;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(3)));
+    if stream
+        .write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes())
+        .is_err()
+    {
+        return 0;
+    }
+    let mut head = [0u8; 12];
+    match stream.read_exact(&mut head) {
+        Ok(()) => std::str::from_utf8(&head[9..12])
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0),
+        Err(_) => 0,
+    }
+}
+
+/// `/readyz` samples: (Unix ms, status).
+pub type ReadyzSamples = Arc<Mutex<Vec<(i64, u16)>>>;
+
+/// Samples `/readyz` every 100 ms until the task is aborted.
+pub fn sample_readyz(port: u16) -> (ReadyzSamples, tokio::task::JoinHandle<()>) {
+    let samples = Arc::new(Mutex::new(Vec::new()));
+    let sink = samples.clone();
+    let task = tokio::spawn(async move {
+        loop {
+            let status = tokio::task::spawn_blocking(move || http_status(port, "/readyz"))
+                .await
+                .unwrap_or(0);
+            sink.lock().unwrap().push((now_ms(), status));
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    (samples, task)
+}
+
+/// One attempt `simulate --jsonl` reported.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    pub call_id: String,
+    pub event: String,
+    pub status: u16,
+    pub sent_ms: i64,
+    pub answered_ms: i64,
+}
+
+/// Runs `simulate` to completion: its exit success and every attempt.
+pub async fn simulate(dir: &Path, name: &str, url: &str, args: &[&str]) -> (bool, Vec<Attempt>) {
+    let out = dir.join(format!("{name}.jsonl"));
+    let mut command = Command::new(bridge_bin());
+    command
+        .args(["simulate", "--url", url, "--secret", SECRET, "--jsonl"])
+        .args(args);
+    let log = dir.join(format!("{name}.log"));
+    let out_file = File::create(&out).unwrap();
+    let child = command
+        .stdout(out_file)
+        .stderr(File::create(&log).unwrap())
+        .spawn()
+        .expect("simulate");
+    let status = tokio::task::spawn_blocking(move || {
+        let mut child = child;
+        child.wait()
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let attempts = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let v: Value = serde_json::from_str(line).expect("simulate writes JSON lines");
+            Attempt {
+                call_id: v["call_id"].as_str().unwrap().into(),
+                event: v["event"].as_str().unwrap().into(),
+                status: v["status"].as_u64().unwrap() as u16,
+                sent_ms: v["sent_ms"].as_i64().unwrap(),
+                answered_ms: v["answered_ms"].as_i64().unwrap(),
+            }
+        })
+        .collect();
+    (status.success(), attempts)
+}
+
+/// A record as the independent reader saw it.
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub partition: i64,
+    pub offset: i64,
+    pub key: Option<String>,
+    pub headers: BTreeMap<String, String>,
+    pub value: Value,
+}
+
+/// Every record of `topic`, read by Python confluent-kafka (tests/e2e/read_topic.py).
+pub fn read_topic(bootstrap: &str, topic: &str) -> Vec<Record> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/read_topic.py");
+    let output = Command::new("python3")
+        .arg(script)
+        .args([bootstrap, topic])
+        .output()
+        .expect("python3");
+    assert!(
+        output.status.success(),
+        "reader failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let v: Value = serde_json::from_str(line).unwrap();
+            Record {
+                partition: v["partition"].as_i64().unwrap(),
+                offset: v["offset"].as_i64().unwrap(),
+                key: v["key"].as_str().map(String::from),
+                headers: serde_json::from_value(v["headers"].clone()).unwrap(),
+                value: serde_json::from_str(v["value"].as_str().unwrap()).expect("value is JSON"),
+            }
+        })
+        .collect()
+}
+
+/// DESIGN §3's callback id, computed here independently of the bridge's code.
+pub fn expected_callback_id(value: &Value) -> String {
+    let mut stable: Map<String, Value> = value.as_object().unwrap().clone();
+    for field in ["nonce", "timestamp", "signature"] {
+        stable.remove(field);
+    }
+    hex::encode(Sha1::digest(serde_json::to_vec(&stable).unwrap()))
+}
+
+/// Checks one record's key, headers and value against each other and the contract.
+pub fn assert_well_formed(record: &Record) {
+    let v = &record.value;
+    assert_eq!(
+        record.key.as_deref(),
+        v["call_id"].as_str(),
+        "key is call_id"
+    );
+    assert_eq!(
+        record.headers.get("zego-event").map(String::as_str),
+        v["event"].as_str()
+    );
+    assert_eq!(
+        record.headers.get("zego-appid").map(String::as_str),
+        v["appid"].as_str()
+    );
+    assert_eq!(
+        record.headers.get("content-type").map(String::as_str),
+        Some("application/json")
+    );
+    assert!(record
+        .headers
+        .get("received-at")
+        .and_then(|t| t.parse::<i64>().ok())
+        .is_some());
+    assert_eq!(
+        record.headers.get("zego-callback-id"),
+        Some(&expected_callback_id(v))
+    );
+}
+
+/// Where each callback, by (call_id, event), got its 200s.
+pub fn acked(attempts: &[Attempt]) -> BTreeMap<(String, String), usize> {
+    let mut acked = BTreeMap::new();
+    for a in attempts.iter().filter(|a| a.status == 200) {
+        *acked
+            .entry((a.call_id.clone(), a.event.clone()))
+            .or_insert(0) += 1;
+    }
+    acked
+}
+
+/// Appends a line to target/e2e/report.md, the figures docs/reliability.md quotes.
+pub fn report(line: &str) {
+    println!("REPORT {line}");
+    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("e2e-report.md");
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    let _ = writeln!(file, "{line}");
+}

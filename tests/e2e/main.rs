@@ -1,0 +1,326 @@
+//! End-to-end: tansu and the real bridge binary as processes, driven by `simulate`, the topic
+//! read back by an independent client. Run with `cargo test --features e2e` (needs tansu and
+//! Python confluent-kafka: `.ci/run` installs both).
+
+mod harness;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use harness::*;
+
+/// What a run under a fault must show: no 200 answered while the broker was unreachable,
+/// every 200 in the topic, every callback eventually 200. Returns the duplicate count.
+fn assert_nothing_lost(
+    attempts: &[Attempt],
+    records: &[Record],
+    outage: Option<(i64, i64)>,
+    expected: usize,
+) -> usize {
+    if let Some((from, to)) = outage {
+        // Grace for a request acked just before the cut whose answer was still on its way.
+        let lied: Vec<_> = attempts
+            .iter()
+            .filter(|a| a.status == 200 && a.sent_ms > from + 100 && a.answered_ms < to)
+            .collect();
+        assert!(
+            lied.is_empty(),
+            "200 answered while the broker was unreachable: {lied:?}"
+        );
+    }
+    let acked = acked(attempts);
+    let mut in_topic: BTreeMap<(String, String), usize> = BTreeMap::new();
+    for record in records {
+        assert_well_formed(record);
+        let id = (
+            record.key.clone().unwrap(),
+            record.value["event"].as_str().unwrap().to_string(),
+        );
+        *in_topic.entry(id).or_insert(0) += 1;
+    }
+    let missing: Vec<_> = acked
+        .keys()
+        .filter(|id| !in_topic.contains_key(*id))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "answered 200 but not in Kafka: {missing:?}"
+    );
+    assert_eq!(acked.len(), expected, "callbacks that never got their 200");
+    let unexpected: Vec<_> = in_topic
+        .keys()
+        .filter(|id| !acked.contains_key(*id))
+        .collect();
+    assert!(
+        unexpected.is_empty(),
+        "in Kafka but never answered 200 (a fake?): {unexpected:?}"
+    );
+    in_topic.values().map(|n| n - 1).sum()
+}
+
+/// tansu behind a forwarder, the bridge in front, topic created, bridge ready.
+async fn stack(
+    name: &str,
+    bridge_env: &[(&str, &str)],
+) -> (std::path::PathBuf, Tansu, Forwarder, Bridge) {
+    let dir = work_dir(name);
+    let forward_port = free_port();
+    let tansu = Tansu::start(&dir, forward_port);
+    let forwarder = Forwarder::start(forward_port, tansu.port).await;
+    tansu.create_topic(TOPIC, 3);
+    let bridge = Bridge::start(
+        &dir,
+        "bridge",
+        free_port(),
+        &format!("127.0.0.1:{forward_port}"),
+        bridge_env,
+    );
+    bridge.wait_ready(Duration::from_secs(20)).await;
+    (dir, tansu, forwarder, bridge)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn happy_path_2000_callbacks_over_64_connections() {
+    let _serial = serial().await;
+    let (dir, _tansu, forwarder, bridge) = stack("happy", &[]).await;
+    let (ok, attempts) = simulate(
+        &dir,
+        "load",
+        &bridge.url(),
+        &["--event", "family", "--count", "400", "--concurrency", "64"],
+    )
+    .await;
+    assert!(ok, "simulate gave up on some callbacks");
+    assert_eq!(attempts.len(), 2000);
+    assert!(
+        attempts.iter().all(|a| a.status == 200),
+        "every callback answered 200 at once"
+    );
+    let records = read_topic(&format!("127.0.0.1:{}", forwarder.port), TOPIC);
+    let duplicates = assert_nothing_lost(&attempts, &records, None, 2000);
+    assert_eq!(
+        (records.len(), duplicates),
+        (2000, 0),
+        "exactly the callbacks sent"
+    );
+    // Each call's events: one partition, in send order.
+    let mut calls: BTreeMap<String, Vec<&Record>> = BTreeMap::new();
+    for record in &records {
+        calls
+            .entry(record.key.clone().unwrap())
+            .or_default()
+            .push(record);
+    }
+    for (call, mut events) in calls {
+        let partitions: BTreeSet<_> = events.iter().map(|r| r.partition).collect();
+        assert_eq!(partitions.len(), 1, "{call}");
+        events.sort_by_key(|r| r.offset);
+        let order: Vec<_> = events
+            .iter()
+            .map(|r| r.value["event"].as_str().unwrap())
+            .collect();
+        assert_eq!(order, FAMILY, "{call}");
+    }
+    report(&format!("| happy path | 2000 sent over 64 connections | 2000 answered 200 | {} in Kafka | 0 lost | {duplicates} duplicates |", records.len()));
+}
+
+/// A 20 s outage in the middle of a load, ended by `restore`; simulate retries on ZEGOCLOUD's
+/// schedule. Checks nothing lost, no lie, readiness, and the bridge's memory.
+async fn outage_under_load(
+    name: &str,
+    cut: impl Fn(&Tansu, &Forwarder),
+    restore: impl AsyncFnOnce(&Tansu, &Forwarder),
+) {
+    let (dir, tansu, forwarder, bridge) = stack(name, &[]).await;
+    let (readyz, sampler) = sample_readyz(bridge.port);
+    let url = bridge.url();
+    let load_dir = dir.clone();
+    let load = tokio::spawn(async move {
+        simulate(
+            &load_dir,
+            "load",
+            &url,
+            &[
+                "--event",
+                "family",
+                "--count",
+                "300",
+                "--concurrency",
+                "16",
+                "--pause-ms",
+                "100",
+            ],
+        )
+        .await
+    });
+    tokio::time::sleep(Duration::from_secs(2)).await; // the fault must land mid-load
+    let cut_at = now_ms();
+    cut(&tansu, &forwarder);
+    let mut peak_rss_kb = 0;
+    while now_ms() - cut_at < 20_000 {
+        peak_rss_kb = peak_rss_kb.max(bridge.process.rss_kb());
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    restore(&tansu, &forwarder).await;
+    let restored_at = now_ms();
+    let (ok, attempts) = load.await.unwrap();
+    sampler.abort();
+    assert!(ok, "some callbacks were given up: see {}", dir.display());
+
+    let samples = readyz.lock().unwrap().clone();
+    assert!(
+        samples
+            .iter()
+            .any(|(t, s)| *t > cut_at && *t < restored_at && *s == 503),
+        "/readyz never went 503"
+    );
+    assert_eq!(
+        samples.last().map(|s| s.1),
+        Some(200),
+        "/readyz did not come back"
+    );
+    let records = read_topic(&format!("127.0.0.1:{}", forwarder.port), TOPIC);
+    let duplicates = assert_nothing_lost(&attempts, &records, Some((cut_at, restored_at)), 1500);
+    let refused = attempts.iter().filter(|a| a.status != 200).count();
+    assert!(
+        peak_rss_kb < 200 * 1024,
+        "bridge RSS {peak_rss_kb} KiB during the outage"
+    );
+    report(&format!(
+        "| {name} | 1500 sent, 16 connections, 20 s outage | 1500 answered 200 after {refused} refused attempts | {} in Kafka | 0 lost | {duplicates} duplicates; peak RSS {} MB |",
+        records.len(),
+        peak_rss_kb / 1024
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn network_cut_for_20s_loses_nothing() {
+    let _serial = serial().await;
+    outage_under_load(
+        "network cut",
+        |_, forwarder| forwarder.cut(),
+        async |_, forwarder| forwarder.restore().await,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_frozen_for_20s_loses_nothing() {
+    let _serial = serial().await;
+    outage_under_load(
+        "broker frozen",
+        |tansu, _| tansu.process.signal("STOP"),
+        async |tansu, _| tansu.process.signal("CONT"),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bridge_killed_mid_load_keeps_every_acked_callback() {
+    let _serial = serial().await;
+    let (dir, _tansu, forwarder, bridge) = stack("bridge crash", &[]).await;
+    let port = bridge.port;
+    let url = bridge.url();
+    let load_dir = dir.clone();
+    let load = tokio::spawn(async move {
+        simulate(
+            &load_dir,
+            "load",
+            &url,
+            &[
+                "--event",
+                "family",
+                "--count",
+                "300",
+                "--concurrency",
+                "16",
+                "--pause-ms",
+                "100",
+            ],
+        )
+        .await
+    });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let killed_at = now_ms();
+    bridge.process.signal("KILL");
+    drop(bridge);
+    let restarted = Bridge::start(
+        &dir,
+        "bridge-restarted",
+        port,
+        &format!("127.0.0.1:{}", forwarder.port),
+        &[],
+    );
+    let (ok, attempts) = load.await.unwrap();
+    assert!(ok, "some callbacks were given up");
+    let records = read_topic(&format!("127.0.0.1:{}", forwarder.port), TOPIC);
+    let acked_before_kill = attempts
+        .iter()
+        .filter(|a| a.status == 200 && a.answered_ms < killed_at)
+        .count();
+    assert!(
+        acked_before_kill > 0,
+        "the kill came before any ack: no evidence"
+    );
+    let duplicates = assert_nothing_lost(&attempts, &records, None, 1500);
+    drop(restarted);
+    report(&format!(
+        "| bridge SIGKILL | 1500 sent, 16 connections, killed after {acked_before_kill} acks | 1500 answered 200 | {} in Kafka | 0 lost | {duplicates} duplicates |",
+        records.len()
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outage_beyond_zegoclouds_patience_is_refused_and_counted() {
+    let _serial = serial().await;
+    let (dir, tansu, forwarder, bridge) =
+        stack("beyond patience", &[("KAFKA_DELIVERY_TIMEOUT_MS", "1000")]).await;
+    let _ = &tansu;
+    forwarder.cut();
+    let cut_at = now_ms();
+    // A shortened schedule (0.5 + 4 × 1 s) that the outage outlasts.
+    let (ok, attempts) = simulate(
+        &dir,
+        "load",
+        &bridge.url(),
+        &[
+            "--event",
+            "call_accept",
+            "--count",
+            "20",
+            "--concurrency",
+            "20",
+            "--schedule",
+            "0.5,1,1,1,1",
+        ],
+    )
+    .await;
+    let outage_end = now_ms();
+    forwarder.restore().await;
+    assert!(!ok, "simulate should have given up");
+    assert!(
+        attempts.iter().all(|a| a.status != 200),
+        "a 200 for a callback that could not be written"
+    );
+    let refused = attempts.len();
+    assert_eq!(refused, 20 * 6, "every attempt of every callback refused");
+    bridge.process.signal("TERM");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !bridge.process.log_text().contains("since start:") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no refusal total in the log"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let log = bridge.process.log_text();
+    let expected =
+        format!("since start: {refused} callbacks refused (broker_unavailable={refused})");
+    assert!(log.contains(&expected), "log lacks {expected:?}:\n{log}");
+    let records = read_topic(&format!("127.0.0.1:{}", forwarder.port), TOPIC);
+    assert!(records.is_empty());
+    report(&format!(
+        "| outage beyond retries | 20 sent, outage {} s > 4.5 s schedule | 0 answered 200 | 0 in Kafka | 20 given up by the sender, all {refused} attempts counted in the bridge's log | 0 duplicates |",
+        (outage_end - cut_at) / 1000
+    ));
+}
