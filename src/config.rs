@@ -19,6 +19,12 @@ use crate::callback::event::EventKind;
 #[error("configuration error: {0}")]
 pub struct ConfigError(String);
 
+impl ConfigError {
+    pub fn new(message: impl Into<String>) -> Self {
+        ConfigError(message.into())
+    }
+}
+
 /// What to do with an `event` outside the call-invitation family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UnknownEvents {
@@ -152,6 +158,31 @@ fn default_dedup_capacity() -> usize {
 fn default_unknown_events() -> String {
     "reject".into()
 }
+
+/// Every fixed variable the bridge reads (the fields of `RawSettings`, upper-cased), for
+/// deployment files to be checked against. Keep in step with `RawSettings`.
+pub const VARIABLES: &[&str] = &[
+    "KAFKA_BROKERS",
+    "KAFKA_TOPIC",
+    "KAFKA_DELIVERY_TIMEOUT_MS",
+    "ZEGO_CALLBACK_SECRET",
+    "ZEGO_APP_IDS",
+    "BIND_ADDR",
+    "CALLBACK_PATH",
+    "TIMESTAMP_TOLERANCE_SECS",
+    "MAX_BODY_BYTES",
+    "MAX_IN_FLIGHT",
+    "DEDUP_TTL_SECS",
+    "DEDUP_CAPACITY",
+    "UNKNOWN_EVENTS",
+    "TLS_CERT_FILE",
+    "TLS_KEY_FILE",
+    "RUST_LOG",
+];
+/// Variable families: any name with these prefixes is read too.
+pub const VARIABLE_PREFIXES: &[&str] = &[TOPIC_PREFIX, OPT_PREFIX];
+/// Variables start-up fails without (`KAFKA_BROKERS` unless `--embedded-kafka`).
+pub const REQUIRED_VARIABLES: &[&str] = &["KAFKA_BROKERS", "ZEGO_CALLBACK_SECRET"];
 
 const TOPIC_PREFIX: &str = "KAFKA_TOPIC_";
 const OPT_PREFIX: &str = "KAFKA_OPT_";
@@ -404,12 +435,8 @@ fn app_ids(value: Option<String>) -> Result<Option<HashSet<String>>, ConfigError
         .filter(|s| !s.is_empty())
         .map(String::from)
         .collect();
-    if ids.is_empty() {
-        return Err(ConfigError(
-            "ZEGO_APP_IDS is set but lists no appid; unset it to accept any".into(),
-        ));
-    }
-    Ok(Some(ids))
+    // Empty means "any", as when unset: docker-compose passes `${ZEGO_APP_IDS:-}` through.
+    Ok((!ids.is_empty()).then_some(ids))
 }
 
 fn unknown_events(value: &str) -> Result<UnknownEvents, ConfigError> {
@@ -517,6 +544,36 @@ mod tests {
         assert!(ids.contains("1") && ids.contains("22") && ids.len() == 2);
         assert_eq!(s.callback.timestamp_tolerance, None);
         assert_eq!(s.dedup_ttl, None);
+    }
+
+    #[test]
+    fn empty_app_ids_mean_any() {
+        assert!(with(&[("ZEGO_APP_IDS", "")])
+            .unwrap()
+            .callback
+            .app_ids
+            .is_none());
+        assert!(with(&[("ZEGO_APP_IDS", " , ")])
+            .unwrap()
+            .callback
+            .app_ids
+            .is_none());
+    }
+
+    #[test]
+    fn every_listed_variable_is_a_settings_field() {
+        // envy names fields after variables; a listed name with an invalid value must fail
+        // with its own name, or be accepted as text.
+        for name in VARIABLES.iter().filter(|n| {
+            n.ends_with("_SECS")
+                || n.ends_with("_MS")
+                || n.ends_with("_BYTES")
+                || n.starts_with("MAX_")
+                || n.starts_with("DEDUP_")
+        }) {
+            let err = error_of(&[(name, "not-a-number")]);
+            assert!(err.contains(name), "{name}: {err}");
+        }
     }
 
     #[test]

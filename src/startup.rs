@@ -52,6 +52,12 @@ pub struct Application {
 impl Application {
     /// Creates the producer and the HTTP server on `listener`. Must run inside an actix system.
     pub fn build(settings: Settings, listener: TcpListener) -> Result<Self, StartupError> {
+        if settings.tls.is_some() {
+            // Refuse rather than silently serve plain HTTP where HTTPS was asked for.
+            return Err(StartupError::Config(ConfigError::new(
+                "TLS_CERT_FILE/TLS_KEY_FILE: this build does not serve HTTPS yet; terminate TLS in front of the bridge",
+            )));
+        }
         let metrics = Arc::new(Metrics::new());
         let client_config = settings.kafka.to_client_config()?;
         let publisher = Publisher::new(

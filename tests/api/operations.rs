@@ -99,3 +99,22 @@ async fn shutdown_lets_the_callback_in_flight_finish_then_stops_accepting() {
         .collect();
     assert_eq!(keys, ["in-flight"]);
 }
+
+#[actix_web::test]
+async fn tls_settings_fail_start_up_instead_of_serving_plain_http() {
+    let settings = zego_kafka_bridge::config::Settings::from_vars(
+        [
+            ("KAFKA_BROKERS", "127.0.0.1:1"),
+            ("ZEGO_CALLBACK_SECRET", "s"),
+            ("TLS_CERT_FILE", "/etc/cert.pem"),
+            ("TLS_KEY_FILE", "/etc/key.pem"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string())),
+    )
+    .unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let error = zego_kafka_bridge::startup::Application::build(settings, listener)
+        .err()
+        .expect("refused");
+    assert!(error.to_string().contains("TLS_CERT_FILE"), "{error}");
+}
