@@ -1,5 +1,6 @@
 //! The call-invitation event family, each event's field checks, and the callback id.
 
+use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value};
 use sha1::{Digest, Sha1};
 
@@ -159,14 +160,32 @@ const PER_ATTEMPT_FIELDS: [&str; 3] = ["nonce", "timestamp", "signature"];
 /// `zego-callback-id`: lower-case hex SHA-1 of the callback without nonce, timestamp and
 /// signature, as compact JSON with keys sorted at every level (serde_json's default `Map` is
 /// a `BTreeMap`, so serialising it does exactly that).
+///
+/// The JSON is streamed into the hash, skipping the per-attempt fields on the way: no copy of
+/// the object and no intermediate buffer on the request path.
 pub fn callback_id(fields: &Map<String, Value>) -> String {
-    let mut stable = fields.clone();
-    for name in PER_ATTEMPT_FIELDS {
-        stable.remove(name);
+    let mut hasher = Sha1::new();
+    // Writing JSON of Values into a hasher cannot fail: every key is a string, and the
+    // hasher's `Write` never errors.
+    let _ = serde_json::to_writer(&mut hasher, &WithoutPerAttemptFields(fields));
+    hex::encode(hasher.finalize())
+}
+
+/// Serialises an object minus `PER_ATTEMPT_FIELDS`, keys in the map's (sorted) order.
+struct WithoutPerAttemptFields<'a>(&'a Map<String, Value>);
+
+impl Serialize for WithoutPerAttemptFields<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(None)?;
+        for (key, value) in self
+            .0
+            .iter()
+            .filter(|(k, _)| !PER_ATTEMPT_FIELDS.contains(&k.as_str()))
+        {
+            map.serialize_entry(key, value)?;
+        }
+        map.end()
     }
-    // Serialising a Map of Values cannot fail: every key is a string.
-    let text = serde_json::to_vec(&stable).unwrap_or_default();
-    hex::encode(Sha1::digest(&text))
 }
 
 #[cfg(test)]

@@ -40,6 +40,12 @@ pub struct SimulateArgs {
     /// Pause between the events of one call, in milliseconds (calls take time in real life).
     #[arg(long, default_value_t = 0)]
     pub pause_ms: u64,
+    /// Send one attempt per callback, no retries (for soak tests that count statuses).
+    #[arg(long)]
+    pub no_retry: bool,
+    /// Stop starting new calls after this many seconds (calls under way finish).
+    #[arg(long)]
+    pub duration_secs: Option<f64>,
     /// Send application/x-www-form-urlencoded instead of JSON.
     #[arg(long)]
     pub form: bool,
@@ -78,7 +84,11 @@ pub async fn run(args: SimulateArgs) -> i32 {
         .connector(awc::Connector::new().limit(args.concurrency.max(1)))
         .finish();
     let started = Instant::now();
+    let deadline = args
+        .duration_secs
+        .map(|secs| started + Duration::from_secs_f64(secs));
     let results: Vec<(usize, usize)> = futures_util::stream::iter(0..args.count)
+        .take_while(|_| std::future::ready(deadline.is_none_or(|d| Instant::now() < d)))
         .map(|n| {
             let call_id = if args.count == 1 {
                 args.call_id.clone()
@@ -130,7 +140,12 @@ async fn send_with_retries(
     kind: EventKind,
 ) -> bool {
     let fields = event_fields(kind);
-    for attempt in 0..=args.schedule.len() {
+    let retries = if args.no_retry {
+        0
+    } else {
+        args.schedule.len()
+    };
+    for attempt in 0..=retries {
         if attempt > 0 {
             tokio::time::sleep(Duration::from_secs_f64(args.schedule[attempt - 1])).await;
         }

@@ -359,6 +359,61 @@ pub async fn simulate(dir: &Path, name: &str, url: &str, args: &[&str]) -> (bool
     (status.success(), attempts)
 }
 
+/// Runs `simulate --quiet` (failures and the summary only, for long loads): exit success and
+/// the summary counts (callbacks, answered 200).
+pub async fn simulate_quiet(dir: &Path, name: &str, url: &str, args: &[&str]) -> (bool, u64, u64) {
+    let log = dir.join(format!("{name}.log"));
+    let mut command = Command::new(bridge_bin());
+    command
+        .args(["simulate", "--url", url, "--secret", SECRET, "--quiet"])
+        .args(args);
+    let child = command
+        .stdout(File::create(dir.join(format!("{name}.out"))).unwrap())
+        .stderr(File::create(&log).unwrap())
+        .spawn()
+        .expect("simulate");
+    let status = tokio::task::spawn_blocking(move || {
+        let mut child = child;
+        child.wait()
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    // "simulate: N callbacks, M answered 200, K given up, in S s"
+    let summary = std::fs::read_to_string(&log).unwrap();
+    let line = summary
+        .lines()
+        .find(|l| l.starts_with("simulate:"))
+        .expect("summary line");
+    let numbers: Vec<u64> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    (status.success(), numbers[0], numbers[1])
+}
+
+/// Samples a process's RSS every 250 ms until aborted; the peak in KiB.
+pub fn sample_rss(pid: u32) -> (Arc<Mutex<u64>>, tokio::task::JoinHandle<()>) {
+    let peak = Arc::new(Mutex::new(0));
+    let sink = peak.clone();
+    let task = tokio::spawn(async move {
+        loop {
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+            let rss: u64 = status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+                .unwrap_or(0);
+            {
+                let mut peak = sink.lock().unwrap();
+                *peak = (*peak).max(rss);
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    });
+    (peak, task)
+}
+
 /// A record as the independent reader saw it.
 #[derive(Debug, Clone)]
 pub struct Record {

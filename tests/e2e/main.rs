@@ -324,3 +324,77 @@ async fn outage_beyond_zegoclouds_patience_is_refused_and_counted() {
         (outage_end - cut_at) / 1000
     ));
 }
+
+/// The memory bound documented in docs/reliability.md and used as the Kubernetes limit.
+const RSS_BOUND_KB: u64 = 128 * 1024;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn soak_60s_loaded_then_60s_broker_down_under_load() {
+    let _serial = serial().await;
+    let secs: f64 = std::env::var("SOAK_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(60.0);
+    let (dir, _tansu, forwarder, bridge) = stack("soak", &[]).await;
+    let (peak, sampler) = sample_rss(bridge.process.pid());
+    let load = |call_id: &'static str| -> Vec<String> {
+        let args = [
+            "--call-id",
+            call_id,
+            "--count",
+            "100000000",
+            "--concurrency",
+            "128",
+        ];
+        let mut args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        args.extend([
+            "--no-retry".into(),
+            "--duration-secs".into(),
+            secs.to_string(),
+        ]);
+        args
+    };
+    let loaded_args = load("loaded");
+    let loaded_args: Vec<&str> = loaded_args.iter().map(String::as_str).collect();
+    let (ok, sent, acked) = simulate_quiet(&dir, "loaded", &bridge.url(), &loaded_args).await;
+    assert!(
+        ok && sent == acked && sent > 0,
+        "loaded: {acked} of {sent} answered 200"
+    );
+    let loaded_peak = *peak.lock().unwrap();
+
+    forwarder.cut();
+    // New call ids: a repeat of an acked one would rightly be answered 200 from the dedupe cache.
+    let down_args = load("down");
+    let down_args: Vec<&str> = down_args.iter().map(String::as_str).collect();
+    let (_, attempts) = simulate(&dir, "broker-down", &bridge.url(), &down_args).await;
+    let statuses: BTreeSet<u16> = attempts.iter().map(|a| a.status).collect();
+    assert_eq!(
+        statuses,
+        BTreeSet::from([503]),
+        "only 503 while the broker is down"
+    );
+    let down_peak = *peak.lock().unwrap();
+    forwarder.restore().await;
+    bridge.wait_ready(Duration::from_secs(30)).await;
+    let (ok, _, _) = simulate_quiet(
+        &dir,
+        "after",
+        &bridge.url(),
+        &["--call-id", "after", "--count", "50", "--concurrency", "8"],
+    )
+    .await;
+    sampler.abort();
+    assert!(ok, "the bridge did not recover after the soak");
+    assert!(
+        down_peak < RSS_BOUND_KB,
+        "RSS {down_peak} KiB over the {RSS_BOUND_KB} KiB bound"
+    );
+    report(&format!(
+        "| soak | {secs} s at 128 connections: {sent} callbacks, all 200; then {secs} s broker down: {} attempts, all 503 | peak RSS {} MB loaded, {} MB with the broker down (bound {} MB) |",
+        attempts.len(),
+        loaded_peak / 1024,
+        down_peak / 1024,
+        RSS_BOUND_KB / 1024
+    ));
+}
