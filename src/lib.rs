@@ -15,3 +15,4 @@ pub mod refusals;
 pub mod routes;
 pub mod startup;
 pub mod state;
+pub mod tls;

@@ -52,12 +52,12 @@ pub struct Application {
 impl Application {
     /// Creates the producer and the HTTP server on `listener`. Must run inside an actix system.
     pub fn build(settings: Settings, listener: TcpListener) -> Result<Self, StartupError> {
-        if settings.tls.is_some() {
-            // Refuse rather than silently serve plain HTTP where HTTPS was asked for.
-            return Err(StartupError::Config(ConfigError::new(
-                "TLS_CERT_FILE/TLS_KEY_FILE: this build does not serve HTTPS yet; terminate TLS in front of the bridge",
-            )));
-        }
+        // Read the certificate before anything else: a bad path is a start-up error.
+        let tls = settings
+            .tls
+            .as_ref()
+            .map(crate::tls::server_config)
+            .transpose()?;
         let metrics = Arc::new(Metrics::new());
         let client_config = settings.kafka.to_client_config()?;
         let publisher = Publisher::new(
@@ -95,8 +95,11 @@ impl Application {
         })
         // Signals are ours (see `run_until_stopped`): readiness must drop before the drain.
         .disable_signals()
-        .shutdown_timeout(drain_timeout.as_secs())
-        .listen(listener)?
+        .shutdown_timeout(drain_timeout.as_secs());
+        let server = match tls {
+            Some(tls) => server.listen_rustls_0_23(listener, tls)?,
+            None => server.listen(listener)?,
+        }
         .run();
         Ok(Application {
             server,

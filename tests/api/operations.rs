@@ -100,21 +100,170 @@ async fn shutdown_lets_the_callback_in_flight_finish_then_stops_accepting() {
     assert_eq!(keys, ["in-flight"]);
 }
 
+/// A throwaway CA and a server certificate for localhost, made with the openssl CLI.
+fn make_certificates(dir: &std::path::Path) {
+    let run = |args: &[&str]| {
+        let status = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("openssl");
+        assert!(status.success(), "openssl {args:?}");
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=test-ca",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=localhost",
+    ]);
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "1",
+        "-extfile",
+        "ext.cnf",
+    ]);
+}
+
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 #[actix_web::test]
-async fn tls_settings_fail_start_up_instead_of_serving_plain_http() {
+async fn https_ingress_accepts_a_signed_callback_and_it_lands() {
+    let dir = temp_dir("https-ingress");
+    make_certificates(&dir);
+    let cert = dir.join("server.pem").display().to_string();
+    let key = dir.join("server.key").display().to_string();
+    let app =
+        crate::helpers::spawn_app_with(&[("TLS_CERT_FILE", &cert), ("TLS_KEY_FILE", &key)]).await;
+    let port = app.address.rsplit(':').next().unwrap().to_string();
+    let body = serde_json::to_string(&signed(json!({"call_id": "over-https"}))).unwrap();
+    // curl as an independent HTTPS client that verifies the chain against the test CA.
+    let ca = dir.join("ca.pem").display().to_string();
+    let url = format!("https://localhost:{port}/zego/callback");
+    // Blocking the test's runtime would stall the server it drives: run curl off it.
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("curl")
+            .args([
+                "-sS",
+                "--cacert",
+                &ca,
+                "-H",
+                "Content-Type: application/json",
+            ])
+            .args(["-d", &body, "-w", "\n%{http_code}", &url])
+            .args(["--max-time", "20"])
+            .output()
+            .expect("curl")
+    })
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        text.trim_end().ends_with("200"),
+        "{text} {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let keys: Vec<_> = app
+        .records(TOPIC)
+        .into_iter()
+        .filter_map(|r| r.key)
+        .collect();
+    assert_eq!(keys, ["over-https"]);
+    // Plain HTTP on the HTTPS port gets no answer.
+    assert!(app
+        .client
+        .get(format!("http://127.0.0.1:{port}/healthz"))
+        .send()
+        .await
+        .is_err());
+}
+
+fn build_error(extra: &[(&str, &str)]) -> String {
+    let mut vars = vec![
+        ("KAFKA_BROKERS", "127.0.0.1:1"),
+        ("ZEGO_CALLBACK_SECRET", "s"),
+    ];
+    vars.extend_from_slice(extra);
     let settings = zego_kafka_bridge::config::Settings::from_vars(
-        [
-            ("KAFKA_BROKERS", "127.0.0.1:1"),
-            ("ZEGO_CALLBACK_SECRET", "s"),
-            ("TLS_CERT_FILE", "/etc/cert.pem"),
-            ("TLS_KEY_FILE", "/etc/key.pem"),
-        ]
-        .map(|(k, v)| (k.to_string(), v.to_string())),
+        vars.iter().map(|(k, v)| (k.to_string(), v.to_string())),
     )
     .unwrap();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let error = zego_kafka_bridge::startup::Application::build(settings, listener)
+    zego_kafka_bridge::startup::Application::build(settings, listener)
         .err()
-        .expect("refused");
-    assert!(error.to_string().contains("TLS_CERT_FILE"), "{error}");
+        .expect("start-up refused")
+        .to_string()
+}
+
+#[actix_web::test]
+async fn bad_certificate_path_or_unreadable_key_fails_start_up_with_one_line() {
+    let dir = temp_dir("https-bad");
+    make_certificates(&dir);
+    let cert = dir.join("server.pem").display().to_string();
+    let missing = build_error(&[
+        ("TLS_CERT_FILE", "/nonexistent/cert.pem"),
+        ("TLS_KEY_FILE", &cert),
+    ]);
+    assert!(
+        missing.contains("TLS_CERT_FILE /nonexistent/cert.pem") && !missing.contains('\n'),
+        "{missing}"
+    );
+    let not_a_key = build_error(&[("TLS_CERT_FILE", &cert), ("TLS_KEY_FILE", &cert)]);
+    assert!(not_a_key.contains("TLS_KEY_FILE"), "{not_a_key}");
+    let key = dir.join("server.key");
+    std::fs::write(
+        &key,
+        "-----BEGIN PRIVATE KEY-----\nnot base64!\n-----END PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    let broken = build_error(&[
+        ("TLS_CERT_FILE", &cert),
+        ("TLS_KEY_FILE", &key.display().to_string()),
+    ]);
+    assert!(
+        broken.contains("TLS_KEY_FILE") && !broken.contains("not base64"),
+        "{broken}"
+    );
 }
