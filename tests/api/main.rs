@@ -1,6 +1,8 @@
 //! One integration binary: the app on port 0 against librdkafka's mock cluster.
 
 mod callback;
+#[path = "../support/certs.rs"]
+mod certs;
 mod dedup;
 mod events;
 mod faults;

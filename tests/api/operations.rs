@@ -100,68 +100,6 @@ async fn shutdown_lets_the_callback_in_flight_finish_then_stops_accepting() {
     assert_eq!(keys, ["in-flight"]);
 }
 
-/// A throwaway CA and a server certificate for localhost, made with the openssl CLI.
-fn make_certificates(dir: &std::path::Path) {
-    let run = |args: &[&str]| {
-        let status = std::process::Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .stderr(std::process::Stdio::null())
-            .status()
-            .expect("openssl");
-        assert!(status.success(), "openssl {args:?}");
-    };
-    run(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        "-days",
-        "1",
-        "-subj",
-        "/CN=test-ca",
-    ]);
-    run(&[
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "server.key",
-        "-out",
-        "server.csr",
-        "-subj",
-        "/CN=localhost",
-    ]);
-    std::fs::write(
-        dir.join("ext.cnf"),
-        "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
-    )
-    .unwrap();
-    run(&[
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "server.pem",
-        "-days",
-        "1",
-        "-extfile",
-        "ext.cnf",
-    ]);
-}
-
 fn temp_dir(name: &str) -> std::path::PathBuf {
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
     let _ = std::fs::remove_dir_all(&dir);
@@ -172,7 +110,7 @@ fn temp_dir(name: &str) -> std::path::PathBuf {
 #[actix_web::test]
 async fn https_ingress_accepts_a_signed_callback_and_it_lands() {
     let dir = temp_dir("https-ingress");
-    make_certificates(&dir);
+    crate::certs::make_certificates(&dir);
     let cert = dir.join("server.pem").display().to_string();
     let key = dir.join("server.key").display().to_string();
     let app =
@@ -240,7 +178,7 @@ fn build_error(extra: &[(&str, &str)]) -> String {
 #[actix_web::test]
 async fn bad_certificate_path_or_unreadable_key_fails_start_up_with_one_line() {
     let dir = temp_dir("https-bad");
-    make_certificates(&dir);
+    crate::certs::make_certificates(&dir);
     let cert = dir.join("server.pem").display().to_string();
     let missing = build_error(&[
         ("TLS_CERT_FILE", "/nonexistent/cert.pem"),

@@ -224,6 +224,49 @@ impl Forwarder {
     }
 }
 
+/// Terminates TLS in front of tansu (whose own `--cert` cannot be combined with `--key` in
+/// 0.6): the bridge speaks Kafka over TLS to it, verified against the test CA, and it forwards
+/// the plain protocol to tansu. The server side reuses the bridge's own PEM loader.
+pub struct TlsTerminator {
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TlsTerminator {
+    pub async fn start(port: u16, target: u16, cert: &Path, key: &Path) -> TlsTerminator {
+        let files = zego_kafka_bridge::config::TlsFiles {
+            cert: cert.into(),
+            key: key.into(),
+        };
+        let config = zego_kafka_bridge::tls::server_config(&files).expect("test certificate");
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .expect("TLS port");
+        let task = tokio::spawn(async move {
+            while let Ok((inbound, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let Ok(mut inbound) = acceptor.accept(inbound).await else {
+                        return;
+                    };
+                    if let Ok(mut outbound) =
+                        tokio::net::TcpStream::connect(("127.0.0.1", target)).await
+                    {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+        });
+        TlsTerminator { task }
+    }
+}
+
+impl Drop for TlsTerminator {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 /// The real bridge binary, configured through its environment.
 pub struct Bridge {
     pub process: Process,
@@ -426,12 +469,18 @@ pub struct Record {
 
 /// Every record of `topic`, read by Python confluent-kafka (tests/e2e/read_topic.py).
 pub fn read_topic(bootstrap: &str, topic: &str) -> Vec<Record> {
+    read_topic_tls(bootstrap, topic, None)
+}
+
+/// The same, over TLS verified against `ca` when given.
+pub fn read_topic_tls(bootstrap: &str, topic: &str, ca: Option<&Path>) -> Vec<Record> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/read_topic.py");
-    let output = Command::new("python3")
-        .arg(script)
-        .args([bootstrap, topic])
-        .output()
-        .expect("python3");
+    let mut command = Command::new("python3");
+    command.arg(script).args([bootstrap, topic]);
+    if let Some(ca) = ca {
+        command.env("READ_TOPIC_SSL_CA", ca);
+    }
+    let output = command.output().expect("python3");
     assert!(
         output.status.success(),
         "reader failed: {}",

@@ -6,6 +6,7 @@ each partition from its low to its high watermark (re-asked until stable):
 prints {"partition", "offset", "key", "headers": {...}, "value"} per record.
 """
 import json
+import os
 import sys
 import time
 import uuid
@@ -15,7 +16,11 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 SENTINEL = "__e2e_sentinel__"
 
 bootstrap, topic = sys.argv[1], sys.argv[2]
+security = {}
+if os.environ.get("READ_TOPIC_SSL_CA"):
+    security = {"security.protocol": "SSL", "ssl.ca.location": os.environ["READ_TOPIC_SSL_CA"]}
 consumer = Consumer({
+    **security,
     "bootstrap.servers": bootstrap,
     "group.id": f"e2e-reader-{uuid.uuid4()}",
     "enable.auto.commit": False,
@@ -33,7 +38,7 @@ def high_watermarks():
 # the last acked offset until the partition is written again. So first write one sentinel
 # record to every partition (skipped below), then read to the watermarks, then ask again, until
 # two answers half a second apart agree.
-producer = Producer({"bootstrap.servers": bootstrap, "acks": "all"})
+producer = Producer({**security, "bootstrap.servers": bootstrap, "acks": "all"})
 for p in partitions:
     producer.produce(topic, key=SENTINEL, value=b"{}", partition=p)
 if producer.flush(10) != 0:
