@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::helpers::{signed, spawn_app, TOPIC};
+use crate::helpers::{signed, spawn_app, spawn_app_with, TOPIC};
 
 #[actix_web::test]
 async fn healthz_answers_while_serving() {
@@ -204,4 +204,28 @@ async fn bad_certificate_path_or_unreadable_key_fails_start_up_with_one_line() {
         broken.contains("TLS_KEY_FILE") && !broken.contains("not base64"),
         "{broken}"
     );
+}
+
+#[actix_web::test]
+async fn queue_gauges_come_from_librdkafka_statistics() {
+    // Statistics every 100 ms instead of 5 s, and a broker that takes 1.5 s for each request.
+    let app = spawn_app_with(&[("KAFKA_OPT_STATISTICS_INTERVAL_MS", "100")]).await;
+    app.wait_for_readyz(200, Duration::from_secs(10)).await;
+    app.cluster
+        .broker_round_trip_time(1, Duration::from_millis(1500))
+        .unwrap();
+    let body = signed(json!({"call_id": "queued"}));
+    let (answer, queued) = tokio::join!(app.post_json(&body), async {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while app.metric("zego_kafka_queue_messages").await < 1.0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the queue gauge never showed the record"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        app.metric("zego_kafka_queue_bytes").await
+    });
+    assert_eq!(answer.status, 200);
+    assert!(queued > 0.0, "queued bytes {queued}");
 }
