@@ -251,9 +251,7 @@ async fn service_unavailable_503_overloaded_at_max_in_flight() {
     let first = signed(json!({"call_id": "first"}));
     let second = signed(json!({"call_id": "second"}));
     let (a, b) = tokio::join!(app.post_json(&first), async {
-        while app.metric("zego_in_flight").await < 1.0 {
-            tokio::task::yield_now().await;
-        }
+        app.wait_for_in_flight().await;
         app.post_json(&second).await
     });
     assert_eq!(a.status, 200, "{a:?}");

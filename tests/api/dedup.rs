@@ -32,9 +32,7 @@ async fn concurrent_repeat_waits_for_the_first_ack_instead_of_publishing() {
         .unwrap();
     let first = signed(json!({"nonce": "1"}));
     let (a, b) = tokio::join!(app.post_json(&first), async {
-        while app.metric("zego_in_flight").await < 1.0 {
-            tokio::task::yield_now().await;
-        }
+        app.wait_for_in_flight().await;
         app.post_json(&signed(json!({"nonce": "2"}))).await
     });
     assert_eq!((a.status, b.status), (200, 200), "{a:?} {b:?}");

@@ -206,6 +206,15 @@ impl TestApp {
         }
     }
 
+    /// Waits until a callback is awaiting its ack (the first of two concurrent requests).
+    pub async fn wait_for_in_flight(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.metric("zego_in_flight").await < 1.0 {
+            assert!(Instant::now() < deadline, "no callback ever went in flight");
+            tokio::task::yield_now().await;
+        }
+    }
+
     /// One sample's value from `/metrics`, e.g. `zego_in_flight` or `name{label="x"}`.
     pub async fn metric(&self, series: &str) -> f64 {
         let (_, text) = self.get("/metrics").await;

@@ -74,9 +74,7 @@ async fn shutdown_lets_the_callback_in_flight_finish_then_stops_accepting() {
         .unwrap();
     let body = signed(json!({"call_id": "in-flight"}));
     let (answer, ()) = tokio::join!(app.post_json(&body), async {
-        while app.metric("zego_in_flight").await < 1.0 {
-            tokio::task::yield_now().await;
-        }
+        app.wait_for_in_flight().await;
         app.begin_shutdown();
     });
     assert_eq!(

@@ -313,25 +313,51 @@ impl Bridge {
     }
 }
 
-/// Minimal HTTP/1.0 GET: the status code, 0 on any failure.
-pub fn http_status(port: u16, path: &str) -> u16 {
-    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
-        return 0;
-    };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(3)));
-    if stream
+/// Minimal HTTP/1.0 GET: status and body, `None` on any failure.
+pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
+    stream
         .write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes())
-        .is_err()
-    {
-        return 0;
-    }
-    let mut head = [0u8; 12];
-    match stream.read_exact(&mut head) {
-        Ok(()) => std::str::from_utf8(&head[9..12])
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0),
-        Err(_) => 0,
+        .ok()?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).ok()?;
+    let status = answer.get(9..12)?.parse().ok()?;
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Some((status, body))
+}
+
+/// The status code of a GET, 0 on any failure.
+pub fn http_status(port: u16, path: &str) -> u16 {
+    http_get(port, path).map_or(0, |(status, _)| status)
+}
+
+/// Waits until the bridge's metrics count `n` acked callbacks.
+pub async fn wait_for_acks(port: u16, n: u64) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let body = tokio::task::spawn_blocking(move || http_get(port, "/metrics"))
+            .await
+            .unwrap();
+        let acked: f64 = body
+            .map(|(_, text)| {
+                text.lines()
+                    .filter(|l| l.starts_with("zego_callbacks_total{") && l.contains("code=\"ok\""))
+                    .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                    .sum()
+            })
+            .unwrap_or(0.0);
+        if acked >= n as f64 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the bridge never acked {n} callbacks"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -364,27 +390,40 @@ pub struct Attempt {
     pub answered_ms: i64,
 }
 
-/// Runs `simulate` to completion: its exit success and every attempt.
-pub async fn simulate(dir: &Path, name: &str, url: &str, args: &[&str]) -> (bool, Vec<Attempt>) {
-    let out = dir.join(format!("{name}.jsonl"));
+/// Runs `zego-kafka-bridge simulate` with `args` to completion, off the async threads.
+async fn run_simulate(args: Vec<String>, stdout: &Path, stderr: &Path) -> bool {
     let mut command = Command::new(bridge_bin());
-    command
-        .args(["simulate", "--url", url, "--secret", SECRET, "--jsonl"])
-        .args(args);
-    let log = dir.join(format!("{name}.log"));
-    let out_file = File::create(&out).unwrap();
+    command.arg("simulate").args(args);
     let child = command
-        .stdout(out_file)
-        .stderr(File::create(&log).unwrap())
+        .stdout(File::create(stdout).unwrap())
+        .stderr(File::create(stderr).unwrap())
         .spawn()
         .expect("simulate");
-    let status = tokio::task::spawn_blocking(move || {
+    tokio::task::spawn_blocking(move || {
         let mut child = child;
-        child.wait()
+        child.wait().map(|s| s.success()).unwrap_or(false)
     })
     .await
     .unwrap()
-    .unwrap();
+}
+
+fn simulate_args(url: &str, mode: &str, args: &[&str]) -> Vec<String> {
+    ["--url", url, "--secret", SECRET, mode]
+        .iter()
+        .chain(args)
+        .map(|a| a.to_string())
+        .collect()
+}
+
+/// Runs `simulate` to completion: its exit success and every attempt.
+pub async fn simulate(dir: &Path, name: &str, url: &str, args: &[&str]) -> (bool, Vec<Attempt>) {
+    let out = dir.join(format!("{name}.jsonl"));
+    let ok = run_simulate(
+        simulate_args(url, "--jsonl", args),
+        &out,
+        &dir.join(format!("{name}.log")),
+    )
+    .await;
     let attempts = std::fs::read_to_string(&out)
         .unwrap()
         .lines()
@@ -399,29 +438,19 @@ pub async fn simulate(dir: &Path, name: &str, url: &str, args: &[&str]) -> (bool
             }
         })
         .collect();
-    (status.success(), attempts)
+    (ok, attempts)
 }
 
 /// Runs `simulate --quiet` (failures and the summary only, for long loads): exit success and
 /// the summary counts (callbacks, answered 200).
 pub async fn simulate_quiet(dir: &Path, name: &str, url: &str, args: &[&str]) -> (bool, u64, u64) {
     let log = dir.join(format!("{name}.log"));
-    let mut command = Command::new(bridge_bin());
-    command
-        .args(["simulate", "--url", url, "--secret", SECRET, "--quiet"])
-        .args(args);
-    let child = command
-        .stdout(File::create(dir.join(format!("{name}.out"))).unwrap())
-        .stderr(File::create(&log).unwrap())
-        .spawn()
-        .expect("simulate");
-    let status = tokio::task::spawn_blocking(move || {
-        let mut child = child;
-        child.wait()
-    })
-    .await
-    .unwrap()
-    .unwrap();
+    let ok = run_simulate(
+        simulate_args(url, "--quiet", args),
+        &dir.join(format!("{name}.out")),
+        &log,
+    )
+    .await;
     // "simulate: N callbacks, M answered 200, K given up, in S s"
     let summary = std::fs::read_to_string(&log).unwrap();
     let line = summary
@@ -432,7 +461,7 @@ pub async fn simulate_quiet(dir: &Path, name: &str, url: &str, args: &[&str]) ->
         .split(|c: char| !c.is_ascii_digit())
         .filter_map(|n| n.parse().ok())
         .collect();
-    (status.success(), numbers[0], numbers[1])
+    (ok, numbers[0], numbers[1])
 }
 
 /// Samples a process's RSS every 250 ms until aborted; the peak in KiB.

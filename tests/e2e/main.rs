@@ -60,6 +60,28 @@ fn assert_nothing_lost(
     in_topic.values().map(|n| n - 1).sum()
 }
 
+/// The load of the fault tests: 300 calls × 5 events over 16 connections, 100 ms between a
+/// call's events (about 10 s when nothing fails), retried on ZEGOCLOUD's schedule.
+fn spawn_paced_load(
+    dir: &std::path::Path,
+    url: String,
+) -> tokio::task::JoinHandle<(bool, Vec<Attempt>)> {
+    let dir = dir.to_path_buf();
+    tokio::spawn(async move {
+        let args = [
+            "--event",
+            "family",
+            "--count",
+            "300",
+            "--concurrency",
+            "16",
+            "--pause-ms",
+            "100",
+        ];
+        simulate(&dir, "load", &url, &args).await
+    })
+}
+
 /// tansu behind a forwarder, the bridge in front, topic created, bridge ready.
 async fn stack(
     name: &str,
@@ -135,27 +157,9 @@ async fn outage_under_load(
 ) {
     let (dir, tansu, forwarder, bridge) = stack(name, &[]).await;
     let (readyz, sampler) = sample_readyz(bridge.port);
-    let url = bridge.url();
-    let load_dir = dir.clone();
-    let load = tokio::spawn(async move {
-        simulate(
-            &load_dir,
-            "load",
-            &url,
-            &[
-                "--event",
-                "family",
-                "--count",
-                "300",
-                "--concurrency",
-                "16",
-                "--pause-ms",
-                "100",
-            ],
-        )
-        .await
-    });
-    tokio::time::sleep(Duration::from_secs(2)).await; // the fault must land mid-load
+    let load = spawn_paced_load(&dir, bridge.url());
+    // The fault must land mid-load: after the first hundred acks.
+    wait_for_acks(bridge.port, 100).await;
     let cut_at = now_ms();
     cut(&tansu, &forwarder);
     let mut peak_rss_kb = 0;
@@ -222,27 +226,8 @@ async fn bridge_killed_mid_load_keeps_every_acked_callback() {
     let _serial = serial().await;
     let (dir, _tansu, forwarder, bridge) = stack("bridge crash", &[]).await;
     let port = bridge.port;
-    let url = bridge.url();
-    let load_dir = dir.clone();
-    let load = tokio::spawn(async move {
-        simulate(
-            &load_dir,
-            "load",
-            &url,
-            &[
-                "--event",
-                "family",
-                "--count",
-                "300",
-                "--concurrency",
-                "16",
-                "--pause-ms",
-                "100",
-            ],
-        )
-        .await
-    });
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    let load = spawn_paced_load(&dir, bridge.url());
+    wait_for_acks(bridge.port, 100).await;
     let killed_at = now_ms();
     bridge.process.signal("KILL");
     drop(bridge);
