@@ -65,6 +65,9 @@ impl From<body::BodyError> for Rejection {
     }
 }
 
+/// How much of an unsupported event's name is repeated in logs and answers.
+const MAX_SHOWN_EVENT_CHARS: usize = 64;
+
 /// A callback that passed every check: what gets published.
 #[derive(Debug, Clone)]
 pub struct Callback {
@@ -125,7 +128,9 @@ pub fn verify(
     };
     let kind = EventKind::from_name(&event);
     if kind.is_none() && settings.unknown_events == UnknownEvents::Reject {
-        return Err(Rejection::UnsupportedEvent(event));
+        // The name goes into a log line and the answer: keep an attacker's megabyte out of both.
+        let shown: String = event.chars().take(MAX_SHOWN_EVENT_CHARS).collect();
+        return Err(Rejection::UnsupportedEvent(shown));
     }
     let call_id = call_id(&fields, kind.is_some())?;
     if let Some(kind) = kind {

@@ -207,3 +207,12 @@ fn form_body_is_published_as_a_typed_json_object() {
     assert_eq!(published["timeout"], json!(30));
     assert_eq!(published["appid"], json!("1"));
 }
+
+#[test]
+fn an_unsupported_event_name_is_shown_truncated() {
+    let v = signed(json!({"event": "x".repeat(10_000)}));
+    assert_eq!(
+        check(&v, &settings(), NOW).unwrap_err(),
+        Rejection::UnsupportedEvent("x".repeat(64))
+    );
+}
