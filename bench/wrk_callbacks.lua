@@ -27,11 +27,4 @@ function request()
   return wrk.format(nil, nil, nil, body)
 end
 
-function done(summary, latency, requests)
-  io.write(string.format(
-    'BENCH {"requests_per_sec":%.1f,"p50_ms":%.3f,"p99_ms":%.3f,"p999_ms":%.3f,"requests":%d,"non200":%d,"socket_errors":%d}\n',
-    summary.requests / (summary.duration / 1e6),
-    latency:percentile(50) / 1000, latency:percentile(99) / 1000, latency:percentile(99.9) / 1000,
-    summary.requests, summary.errors.status,
-    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
-end
+dofile("bench/wrk_report.lua")
