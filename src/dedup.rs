@@ -158,6 +158,11 @@ impl Entries {
 impl PendingGuard {
     /// Records the outcome and wakes every repeat waiting for it.
     pub fn finish(mut self, outcome: Result<Ack, PublishError>) {
+        self.settle(outcome);
+    }
+
+    /// Settles once: later calls (the drop after `finish`) find nothing left to do.
+    fn settle(&mut self, outcome: Result<Ack, PublishError>) {
         if let Some((cache, key)) = self.cache.take() {
             cache.settle(key, &outcome);
         }
@@ -170,28 +175,23 @@ impl PendingGuard {
 impl Drop for PendingGuard {
     fn drop(&mut self) {
         if self.cache.is_some() || self.sender.is_some() {
-            let abandoned = Err(PublishError::Unavailable(
-                "the first request for this callback was abandoned".into(),
-            ));
-            if let Some((cache, key)) = self.cache.take() {
-                cache.settle(key, &abandoned);
-            }
-            if let Some(sender) = self.sender.take() {
-                sender.send_replace(Some(abandoned));
-            }
+            self.settle(Err(abandoned()));
         }
     }
+}
+
+/// The outcome of a publish whose request went away before it ended: retriable.
+fn abandoned() -> PublishError {
+    PublishError::Unavailable("the first request for this callback was abandoned".into())
 }
 
 /// Waits for the outcome of the publish a repeat is waiting on.
 pub async fn wait(mut receiver: watch::Receiver<Outcome>) -> Result<Ack, PublishError> {
     match receiver.wait_for(Option::is_some).await {
-        Ok(outcome) => outcome
-            .clone()
-            .unwrap_or_else(|| Err(PublishError::Unavailable("no outcome".into()))),
-        Err(_) => Err(PublishError::Unavailable(
-            "the first request for this callback was abandoned".into(),
-        )),
+        // `wait_for` returned, so the outcome is there.
+        Ok(outcome) => outcome.clone().unwrap_or_else(|| Err(abandoned())),
+        // The sender went away without an outcome.
+        Err(_) => Err(abandoned()),
     }
 }
 

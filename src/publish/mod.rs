@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::producer::{FutureProducer, Producer};
 use rdkafka::ClientConfig;
 
@@ -23,6 +24,24 @@ pub struct Ack {
     pub topic: String,
     pub partition: i32,
     pub offset: i64,
+}
+
+/// Why a producer is replaced: the `reason` label of `zego_producer_replacements_total`.
+#[derive(Debug, Clone, Copy)]
+pub enum ReplaceCause {
+    /// A delivery error said the broker fenced this producer's id or epoch.
+    Fenced,
+    /// librdkafka raised its fatal error: the producer never delivers again.
+    Fatal,
+}
+
+impl ReplaceCause {
+    fn label(self) -> &'static str {
+        match self {
+            ReplaceCause::Fenced => "fenced",
+            ReplaceCause::Fatal => "fatal",
+        }
+    }
 }
 
 /// One producer and the number that tells it from its replacements.
@@ -100,7 +119,11 @@ impl Publisher {
     pub async fn publish(&self, record: &Record) -> Result<Ack, PublishError> {
         let mut generation = self.current();
         if generation.is_fatal() {
-            self.replace(generation.number, "fatal error");
+            self.replace(
+                generation.number,
+                ReplaceCause::Fatal,
+                "librdkafka fatal error",
+            );
             generation = self.current();
         }
         let number = generation.number;
@@ -127,7 +150,11 @@ impl Publisher {
     /// Classifies a failure, replacing the producer first when the error says it is broken.
     fn failed(&self, number: u64, error: &rdkafka::error::KafkaError) -> PublishError {
         if errors::breaks_producer(error) {
-            self.replace(number, &error.to_string());
+            let cause = match error.rdkafka_error_code() {
+                Some(RDKafkaErrorCode::Fatal) => ReplaceCause::Fatal,
+                _ => ReplaceCause::Fenced,
+            };
+            self.replace(number, cause, &error.to_string());
         }
         errors::classify(error)
     }
@@ -137,7 +164,7 @@ impl Publisher {
     /// The old producer is dropped on its own thread: dropping purges its queue (failing its
     /// in-flight sends, which then answer 503 so ZEGOCLOUD retries) and joins its poll thread,
     /// which must not happen on an actix worker.
-    pub fn replace(&self, number: u64, reason: &str) {
+    pub fn replace(&self, number: u64, cause: ReplaceCause, reason: &str) {
         let mut current = self.current.write().unwrap_or_else(|p| p.into_inner());
         if current.number != number {
             return;
@@ -155,14 +182,9 @@ impl Publisher {
             "replaced producer {number} with a fresh one (generation {}): {reason}",
             number + 1
         );
-        let label = if reason.contains("fatal") {
-            "fatal"
-        } else {
-            "fenced"
-        };
         self.metrics
             .producer_replacements
-            .with_label_values(&[label])
+            .with_label_values(&[cause.label()])
             .inc();
         std::thread::spawn(move || drop(old));
     }
@@ -171,7 +193,11 @@ impl Publisher {
     pub fn probe_blocking(&self, topic: &str, timeout: Duration) -> bool {
         let generation = self.current();
         if generation.has_fatal_error() {
-            self.replace(generation.number, "fatal error");
+            self.replace(
+                generation.number,
+                ReplaceCause::Fatal,
+                "librdkafka fatal error",
+            );
             return false;
         }
         match generation

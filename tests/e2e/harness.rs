@@ -118,17 +118,6 @@ impl Process {
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
-
-    /// Resident memory now, in KiB.
-    pub fn rss_kb(&self) -> u64 {
-        let status =
-            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.split_whitespace().next()?.parse().ok())
-            .unwrap_or(0)
-    }
 }
 
 impl Drop for Process {
@@ -464,18 +453,23 @@ pub async fn simulate_quiet(dir: &Path, name: &str, url: &str, args: &[&str]) ->
     (ok, numbers[0], numbers[1])
 }
 
+/// A process's resident memory now, in KiB (0 once it is gone).
+fn rss_kb(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
 /// Samples a process's RSS every 250 ms until aborted; the peak in KiB.
 pub fn sample_rss(pid: u32) -> (Arc<Mutex<u64>>, tokio::task::JoinHandle<()>) {
     let peak = Arc::new(Mutex::new(0));
     let sink = peak.clone();
     let task = tokio::spawn(async move {
         loop {
-            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-            let rss: u64 = status
-                .lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.split_whitespace().next()?.parse().ok())
-                .unwrap_or(0);
+            let rss = rss_kb(pid);
             {
                 let mut peak = sink.lock().unwrap();
                 *peak = (*peak).max(rss);
