@@ -1,12 +1,16 @@
-//! Entry point: parse the command line, then serve or run one of the tools.
+//! Entry point: check the log filter, parse the command line, then serve or run one of the tools.
 
 use clap::Parser;
 use zego_kafka_bridge::cli::{self, Cli, Command};
 
 #[actix_web::main]
 async fn main() {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let cli = Cli::parse();
+    if let Err(why) = zego_kafka_bridge::logging::init() {
+        // Not through the logger: it is the thing that could not be set up.
+        eprintln!("configuration error: {why}");
+        std::process::exit(2);
+    }
     let code = match cli.command {
         None => cli::serve::run(cli.embedded_kafka).await,
         Some(Command::Serve { embedded_kafka }) => {

@@ -1,5 +1,8 @@
 //! Prometheus metrics: one registry per application, rendered by `GET /metrics`.
 
+use std::collections::BTreeMap;
+
+use prometheus::core::Collector;
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry, TextEncoder,
@@ -11,7 +14,7 @@ pub struct Metrics {
     /// Answered callbacks by `event` (a family name, `other` or `unparsed`), HTTP `status`
     /// and `code` (`ok`, `duplicate` or the contract's error code).
     pub callbacks: IntCounterVec,
-    /// Request received → broker ack (or failure), by `outcome`.
+    /// One publish: record handed to librdkafka → broker ack (or failure), by `outcome`.
     pub publish_seconds: HistogramVec,
     /// Callbacks waiting for an ack right now.
     pub in_flight: IntGauge,
@@ -47,7 +50,7 @@ impl Metrics {
         let publish_seconds = HistogramVec::new(
             HistogramOpts::new(
                 "zego_publish_duration_seconds",
-                "Request received to broker ack, by outcome",
+                "One publish, from handing the record to the producer to the broker's ack or the failure, by outcome",
             )
             .buckets(LATENCY_BUCKETS.to_vec()),
             &["outcome"],
@@ -129,6 +132,29 @@ impl Metrics {
         }
     }
 
+    /// Callbacks answered non-200 since start, by error code: summed from `zego_callbacks_total`,
+    /// the one count of answers.
+    pub fn refusals_by_code(&self) -> BTreeMap<String, u64> {
+        let mut counts = BTreeMap::new();
+        for family in self.callbacks.collect() {
+            for metric in family.get_metric() {
+                let label = |name: &str| {
+                    metric
+                        .get_label()
+                        .iter()
+                        .find(|l| l.name() == name)
+                        .map(|l| l.value().to_string())
+                        .unwrap_or_default()
+                };
+                if label("status") != "200" {
+                    *counts.entry(label("code")).or_insert(0) +=
+                        metric.get_counter().get_value() as u64;
+                }
+            }
+        }
+        counts
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut out = Vec::new();
@@ -141,5 +167,55 @@ impl Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// Holds a gauge one higher while alive: entered before an `.await`, it is lowered even when the
+/// request is cancelled there.
+pub struct InFlight<'a>(&'a IntGauge);
+
+impl<'a> InFlight<'a> {
+    pub fn enter(gauge: &'a IntGauge) -> Self {
+        gauge.inc();
+        InFlight(gauge)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn in_flight_guard_lowers_the_gauge_when_dropped_early() {
+        let metrics = Metrics::new();
+        let guard = InFlight::enter(&metrics.in_flight);
+        assert_eq!(metrics.in_flight.get(), 1);
+        drop(guard);
+        assert_eq!(metrics.in_flight.get(), 0);
+    }
+
+    #[test]
+    fn refusals_are_summed_by_code_from_the_answer_counter() {
+        let metrics = Metrics::new();
+        let answer = |event, status, code| {
+            metrics
+                .callbacks
+                .with_label_values(&[event, status, code])
+                .inc()
+        };
+        answer("call_accept", "200", "ok");
+        answer("call_accept", "503", "broker_unavailable");
+        answer("call_create", "503", "broker_unavailable");
+        answer("unparsed", "401", "invalid_signature");
+        let counts = metrics.refusals_by_code();
+        assert_eq!(counts.get("broker_unavailable"), Some(&2));
+        assert_eq!(counts.get("invalid_signature"), Some(&1));
+        assert_eq!(counts.get("ok"), None);
     }
 }

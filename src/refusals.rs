@@ -1,42 +1,45 @@
-//! Counts of callbacks answered non-200, by error code, for the operator's log: when an outage
-//! outlasts ZEGOCLOUD's retries, these numbers are what must be reconciled with ZEGOCLOUD.
+//! The operator's log line of refused callbacks: differences between snapshots of
+//! `zego_callbacks_total` by code. When an outage outlasts ZEGOCLOUD's retries, these numbers
+//! are what must be reconciled with ZEGOCLOUD.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
 
-/// Answers by error code.
-type Counts = BTreeMap<&'static str, u64>;
+/// Counts by error code.
+pub type Counts = BTreeMap<String, u64>;
 
-/// Non-200 answers by error code: since start, and since the last report.
+/// Remembers the last snapshot reported, to report only what is new.
 #[derive(Default)]
-pub struct Refusals {
-    counts: Mutex<(Counts, Counts)>,
+pub struct RefusalReport {
+    reported: Counts,
 }
 
-impl Refusals {
-    pub fn record(&self, code: &'static str) {
-        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
-        *counts.0.entry(code).or_insert(0) += 1;
-        *counts.1.entry(code).or_insert(0) += 1;
-    }
-
-    /// The line for the periodic report, if anything was refused since the last one.
-    pub fn take_recent(&self) -> Option<String> {
-        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
-        let recent = std::mem::take(&mut counts.1);
+impl RefusalReport {
+    /// The line for what was refused since the last call, if anything was.
+    pub fn since_last(&mut self, now: &Counts) -> Option<String> {
+        let recent: Counts = now
+            .iter()
+            .map(|(code, n)| {
+                (
+                    code.clone(),
+                    n - self.reported.get(code).copied().unwrap_or(0),
+                )
+            })
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        self.reported = now.clone();
         (!recent.is_empty()).then(|| describe(&recent))
     }
-
-    /// The line for shutdown: everything refused since start.
-    pub fn total(&self) -> String {
-        describe(&self.counts.lock().unwrap_or_else(|p| p.into_inner()).0)
-    }
 }
 
-fn describe(counts: &Counts) -> String {
+/// "N callbacks refused (code=n, …)", or "no callbacks refused".
+pub fn describe(counts: &Counts) -> String {
     let total: u64 = counts.values().sum();
+    if total == 0 {
+        return "no callbacks refused".into();
+    }
     let parts: Vec<String> = counts
         .iter()
+        .filter(|(_, n)| **n > 0)
         .map(|(code, n)| format!("{code}={n}"))
         .collect();
     format!("{total} callbacks refused ({})", parts.join(", "))
@@ -46,22 +49,29 @@ fn describe(counts: &Counts) -> String {
 mod tests {
     use super::*;
 
+    fn counts(pairs: &[(&str, u64)]) -> Counts {
+        pairs.iter().map(|(c, n)| (c.to_string(), *n)).collect()
+    }
+
     #[test]
-    fn recent_counts_reset_and_totals_do_not() {
-        let refusals = Refusals::default();
-        assert_eq!(refusals.take_recent(), None);
-        refusals.record("broker_unavailable");
-        refusals.record("broker_unavailable");
-        refusals.record("invalid_signature");
+    fn reports_only_what_is_new_and_says_none_plainly() {
+        let mut report = RefusalReport::default();
+        assert_eq!(report.since_last(&counts(&[])), None);
+        let first = counts(&[("broker_unavailable", 2), ("invalid_signature", 1)]);
         assert_eq!(
-            refusals.take_recent().as_deref(),
+            report.since_last(&first).as_deref(),
             Some("3 callbacks refused (broker_unavailable=2, invalid_signature=1)")
         );
-        assert_eq!(refusals.take_recent(), None);
-        refusals.record("overloaded");
+        assert_eq!(report.since_last(&first), None);
+        let later = counts(&[
+            ("broker_unavailable", 2),
+            ("invalid_signature", 1),
+            ("overloaded", 1),
+        ]);
         assert_eq!(
-            refusals.total(),
-            "4 callbacks refused (broker_unavailable=2, invalid_signature=1, overloaded=1)"
+            report.since_last(&later).as_deref(),
+            Some("1 callbacks refused (overloaded=1)")
         );
+        assert_eq!(describe(&counts(&[])), "no callbacks refused");
     }
 }

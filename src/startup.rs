@@ -15,13 +15,13 @@ use actix_web::{web, App, HttpServer};
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
-use crate::config::{ConfigError, Settings};
+use crate::config::Settings;
 use crate::dedup::DedupCache;
 use crate::metrics::Metrics;
 use crate::publish::Publisher;
-use crate::refusals::Refusals;
+use crate::refusals::{describe, RefusalReport};
+use crate::routes::state::{AppState, Readiness};
 use crate::routes::{callback, errors, health};
-use crate::state::{AppState, Readiness};
 
 /// How often the broker is asked for metadata, and how long one ask may take.
 const PROBE_INTERVAL: Duration = Duration::from_secs(1);
@@ -32,10 +32,9 @@ const REFUSAL_REPORT_INTERVAL: Duration = Duration::from_secs(10);
 /// Why the application could not start: one line for the operator.
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    #[error("{0}")]
-    Kafka(String),
+    /// A setting that only fails when used (a certificate file, a librdkafka property).
+    #[error("configuration error: {0}")]
+    Config(String),
     #[error("cannot serve on the listener: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -57,27 +56,23 @@ impl Application {
             .tls
             .as_ref()
             .map(crate::tls::server_config)
-            .transpose()?;
+            .transpose()
+            .map_err(StartupError::Config)?;
         let metrics = Arc::new(Metrics::new());
-        let client_config = settings.kafka.to_client_config()?;
-        let publisher = Publisher::new(
-            client_config,
-            settings.kafka.delivery_timeout,
-            metrics.clone(),
-        )
-        .map_err(|e| StartupError::Kafka(settings.kafka.redact(&e.to_string())))?;
+        let publisher =
+            Publisher::new(&settings.kafka, metrics.clone()).map_err(StartupError::Config)?;
         let drain_timeout = settings.kafka.delivery_timeout + Duration::from_secs(2);
         let port = listener.local_addr()?.port();
-        let callback_path = settings.callback.path.clone();
+        let callback_path = settings.http.callback_path.clone();
         let state = web::Data::new(AppState {
-            callback: settings.callback,
+            limits: settings.http,
+            policy: settings.policy,
             kafka: settings.kafka,
             publisher: Arc::new(publisher),
             dedup: DedupCache::new(settings.dedup_ttl, settings.dedup_capacity),
             in_flight: Semaphore::new(settings.max_in_flight),
             metrics,
             readiness: Readiness::default(),
-            refusals: Refusals::default(),
         });
         let app_state = state.clone();
         let server = HttpServer::new(move || {
@@ -113,7 +108,8 @@ impl Application {
         self.port
     }
 
-    /// The shared publisher (tests use it to raise librdkafka faults).
+    /// The shared publisher: tests raise librdkafka faults through it.
+    #[cfg(any(test, feature = "test-support"))]
     pub fn publisher(&self) -> Arc<Publisher> {
         self.state.publisher.clone()
     }
@@ -148,10 +144,10 @@ impl Application {
         };
         probe.abort();
         reporter.abort();
-        if let Some(recent) = state.refusals.take_recent() {
-            log::warn!("{recent} in the last period");
-        }
-        log::info!("since start: {}", state.refusals.total());
+        log::info!(
+            "since start: {}",
+            describe(&state.metrics.refusals_by_code())
+        );
         let publisher = state.publisher.clone();
         let _ = tokio::task::spawn_blocking(move || publisher.flush_blocking(drain_timeout)).await;
         log::info!("stopped");
@@ -195,9 +191,10 @@ fn spawn_broker_probe(state: web::Data<AppState>) -> JoinHandle<()> {
 /// outage this is the number ZEGOCLOUD is retrying, or has given up on.
 fn spawn_refusal_reporter(state: web::Data<AppState>) -> JoinHandle<()> {
     tokio::spawn(async move {
+        let mut report = RefusalReport::default();
         loop {
             tokio::time::sleep(REFUSAL_REPORT_INTERVAL).await;
-            if let Some(recent) = state.refusals.take_recent() {
+            if let Some(recent) = report.since_last(&state.metrics.refusals_by_code()) {
                 log::warn!(
                     "{recent} in the last {}s",
                     REFUSAL_REPORT_INTERVAL.as_secs()

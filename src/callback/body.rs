@@ -7,6 +7,8 @@ use percent_encoding::percent_decode;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
+use super::Rejection;
+
 /// How the body arrived; decides what the published value is and how strictly types are read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Encoding {
@@ -28,15 +30,6 @@ pub struct DecodedBody {
     pub json_text: Option<Bytes>,
 }
 
-/// Why a body could not be decoded.
-#[derive(Debug, PartialEq, Eq, thiserror::Error)]
-pub enum BodyError {
-    #[error("Content-Type must be application/json or application/x-www-form-urlencoded")]
-    UnsupportedMediaType,
-    #[error("{0}")]
-    Malformed(String),
-}
-
 /// The media types the bridge accepts, from a `Content-Type` header value.
 fn media_type(content_type: Option<&str>) -> Option<Encoding> {
     let essence = content_type?.split(';').next()?.trim().to_ascii_lowercase();
@@ -49,15 +42,15 @@ fn media_type(content_type: Option<&str>) -> Option<Encoding> {
 }
 
 /// Decodes a callback body. Never panics, whatever the bytes.
-pub fn decode(body: Bytes, content_type: Option<&str>) -> Result<DecodedBody, BodyError> {
-    let declared = media_type(content_type).ok_or(BodyError::UnsupportedMediaType)?;
+pub fn decode(body: Bytes, content_type: Option<&str>) -> Result<DecodedBody, Rejection> {
+    let declared = media_type(content_type).ok_or(Rejection::UnsupportedMediaType)?;
     let start = body
         .iter()
         .position(|b| !b.is_ascii_whitespace())
         .unwrap_or(body.len());
     let rest = &body[start..];
     if rest.is_empty() {
-        return Err(BodyError::Malformed("body is empty".into()));
+        return Err(Rejection::MalformedBody("body is empty".into()));
     }
     // Whatever the header says, a body that is a JSON object, or one percent-encoded as a
     // whole, is read as JSON: the docs say the data "needs UrlDecode".
@@ -70,25 +63,25 @@ pub fn decode(body: Bytes, content_type: Option<&str>) -> Result<DecodedBody, Bo
     }
     match declared {
         Encoding::Form => form(rest),
-        _ => Err(BodyError::Malformed("body is not a JSON object".into())),
+        _ => Err(Rejection::MalformedBody("body is not a JSON object".into())),
     }
 }
 
-fn json(text: Bytes, encoding: Encoding) -> Result<DecodedBody, BodyError> {
+fn json(text: Bytes, encoding: Encoding) -> Result<DecodedBody, Rejection> {
     let StrictValue(value) = serde_json::from_slice(&text)
-        .map_err(|e| BodyError::Malformed(format!("invalid JSON: {e}")))?;
+        .map_err(|e| Rejection::MalformedBody(format!("invalid JSON: {e}")))?;
     match value {
         Value::Object(fields) => Ok(DecodedBody {
             fields,
             encoding,
             json_text: Some(text),
         }),
-        _ => Err(BodyError::Malformed("body is not a JSON object".into())),
+        _ => Err(Rejection::MalformedBody("body is not a JSON object".into())),
     }
 }
 
 /// Form pairs; a repeated name (or `name[]`) becomes an array of its values.
-fn form(body: &[u8]) -> Result<DecodedBody, BodyError> {
+fn form(body: &[u8]) -> Result<DecodedBody, Rejection> {
     let mut fields = Map::new();
     for pair in body.split(|b| *b == b'&').filter(|p| !p.is_empty()) {
         let mut halves = pair.splitn(2, |b| *b == b'=');
@@ -110,7 +103,7 @@ fn form(body: &[u8]) -> Result<DecodedBody, BodyError> {
         }
     }
     if fields.is_empty() {
-        return Err(BodyError::Malformed("form body has no fields".into()));
+        return Err(Rejection::MalformedBody("form body has no fields".into()));
     }
     Ok(DecodedBody {
         fields,
@@ -120,7 +113,7 @@ fn form(body: &[u8]) -> Result<DecodedBody, BodyError> {
 }
 
 /// One form component: `+` is a space, `%XX` a byte, and the result must be UTF-8.
-fn form_text(raw: &[u8]) -> Result<String, BodyError> {
+fn form_text(raw: &[u8]) -> Result<String, Rejection> {
     let spaced: Vec<u8> = raw
         .iter()
         .map(|&b| if b == b'+' { b' ' } else { b })
@@ -128,7 +121,7 @@ fn form_text(raw: &[u8]) -> Result<String, BodyError> {
     percent_decode(&spaced)
         .decode_utf8()
         .map(|text| text.into_owned())
-        .map_err(|_| BodyError::Malformed("form field is not valid UTF-8".into()))
+        .map_err(|_| Rejection::MalformedBody("form field is not valid UTF-8".into()))
 }
 
 /// A JSON value that refuses duplicate object keys at any depth.
@@ -197,7 +190,7 @@ mod tests {
 
     const SEED: &str = r#"{"appid":"1","event":"call_accept","nonce":"350176","signature":"signature","timestamp":1499676978,"call_id":"3501761173612493269","user_id":"abc","extend_data":"extendData"}"#;
 
-    fn decode_str(body: &str, content_type: Option<&str>) -> Result<DecodedBody, BodyError> {
+    fn decode_str(body: &str, content_type: Option<&str>) -> Result<DecodedBody, Rejection> {
         decode(Bytes::from(body.to_string()), content_type)
     }
 
@@ -251,7 +244,7 @@ mod tests {
         ] {
             assert_eq!(
                 decode_str(SEED, content_type).unwrap_err(),
-                BodyError::UnsupportedMediaType
+                Rejection::UnsupportedMediaType
             );
         }
     }
@@ -270,21 +263,21 @@ mod tests {
             "%7B%22a",
         ] {
             assert!(
-                matches!(decode_str(body, json), Err(BodyError::Malformed(_))),
+                matches!(decode_str(body, json), Err(Rejection::MalformedBody(_))),
                 "{body:?}"
             );
         }
         let form = Some("application/x-www-form-urlencoded");
         assert!(matches!(
             decode_str("a=%FF", form),
-            Err(BodyError::Malformed(_))
+            Err(Rejection::MalformedBody(_))
         ));
         assert!(matches!(
             decode_str("&&", form),
-            Err(BodyError::Malformed(_))
+            Err(Rejection::MalformedBody(_))
         ));
         let invalid_utf8 = decode(Bytes::from_static(b"{\"a\":\"\xff\"}"), json);
-        assert!(matches!(invalid_utf8, Err(BodyError::Malformed(_))));
+        assert!(matches!(invalid_utf8, Err(Rejection::MalformedBody(_))));
     }
 
     #[test]
@@ -301,7 +294,7 @@ mod tests {
         let deep = format!("{{\"a\":{}{}}}", "[".repeat(10_000), "]".repeat(10_000));
         assert!(matches!(
             decode_str(&deep, Some("application/json")),
-            Err(BodyError::Malformed(_))
+            Err(Rejection::MalformedBody(_))
         ));
     }
 }

@@ -4,14 +4,16 @@
 
 pub mod body;
 pub mod event;
+pub mod policy;
+pub mod sample;
 pub mod signature;
 
 use bytes::Bytes;
 use serde_json::{Map, Value};
 
-use crate::config::{CallbackSettings, UnknownEvents};
 use body::{DecodedBody, Encoding};
 use event::EventKind;
+use policy::{CallbackPolicy, UnknownEvents};
 
 /// Why a callback was refused before any publish. Each maps to one contract error code.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -39,7 +41,7 @@ pub enum Rejection {
 }
 
 impl Rejection {
-    /// The contract's error code (DESIGN §2).
+    /// The contract's error code (README, "HTTP interface").
     pub fn code(&self) -> &'static str {
         match self {
             Rejection::BodyTooLarge(_) => "body_too_large",
@@ -52,15 +54,6 @@ impl Rejection {
             Rejection::StaleTimestamp => "stale_timestamp",
             Rejection::UnknownApp => "unknown_app",
             Rejection::UnsupportedEvent(_) => "unsupported_event",
-        }
-    }
-}
-
-impl From<body::BodyError> for Rejection {
-    fn from(e: body::BodyError) -> Self {
-        match e {
-            body::BodyError::UnsupportedMediaType => Rejection::UnsupportedMediaType,
-            body::BodyError::Malformed(why) => Rejection::MalformedBody(why),
         }
     }
 }
@@ -84,11 +77,7 @@ pub struct Callback {
 
 /// Runs the checks after decoding, in the contract's order: signature → timestamp → appid →
 /// event schema. `now` is Unix seconds.
-pub fn verify(
-    body: DecodedBody,
-    settings: &CallbackSettings,
-    now: i64,
-) -> Result<Callback, Rejection> {
+pub fn verify(body: DecodedBody, policy: &CallbackPolicy, now: i64) -> Result<Callback, Rejection> {
     let DecodedBody {
         mut fields,
         encoding,
@@ -100,16 +89,16 @@ pub fn verify(
         .get("signature")
         .and_then(Value::as_str)
         .unwrap_or_default();
-    if !signature::verify(&settings.secrets, &timestamp_text, &nonce, signature) {
+    if !signature::verify(&policy.secrets, &timestamp_text, &nonce, signature) {
         return Err(Rejection::InvalidSignature);
     }
-    if let Some(tolerance) = settings.timestamp_tolerance {
+    if let Some(tolerance) = policy.timestamp_tolerance {
         if now.abs_diff(timestamp) > tolerance.as_secs() {
             return Err(Rejection::StaleTimestamp);
         }
     }
     let appid = text_or_integer(&fields, "appid")?;
-    if settings
+    if policy
         .app_ids
         .as_ref()
         .is_some_and(|ids| !ids.contains(&appid))
@@ -127,7 +116,7 @@ pub fn verify(
         }
     };
     let kind = EventKind::from_name(&event);
-    if kind.is_none() && settings.unknown_events == UnknownEvents::Reject {
+    if kind.is_none() && policy.unknown_events == UnknownEvents::Reject {
         // The name goes into a log line and the answer: keep an attacker's megabyte out of both.
         let shown: String = event.chars().take(MAX_SHOWN_EVENT_CHARS).collect();
         return Err(Rejection::UnsupportedEvent(shown));

@@ -3,7 +3,7 @@
 use sha1::{Digest, Sha1};
 use subtle::ConstantTimeEq;
 
-use crate::config::Secret;
+use crate::secret::Secret;
 
 /// The signature ZEGOCLOUD computes for one secret; `timestamp` and `nonce` as sent.
 pub fn sign(secret: &str, timestamp: &str, nonce: &str) -> String {

@@ -1,44 +1,38 @@
 //! Unit tests of the check order and of each check in `verify`.
 
 use std::collections::HashSet;
-use std::time::Duration;
 
 use bytes::Bytes;
 use serde_json::{json, Value};
 
 use super::*;
-use crate::config::Secret;
+use crate::secret::Secret;
 
 const NOW: i64 = 1_499_676_978;
+const SECRET: &str = "secret";
 
-fn settings() -> CallbackSettings {
-    CallbackSettings {
-        path: "/zego/callback".into(),
-        secrets: vec![Secret::new("secret")],
-        app_ids: None,
-        timestamp_tolerance: Some(Duration::from_secs(300)),
-        max_body_bytes: 65536,
-        unknown_events: UnknownEvents::Reject,
-    }
+fn settings() -> CallbackPolicy {
+    CallbackPolicy::with_secret(SECRET)
 }
 
-/// A correctly signed seed callback with `changes` merged in (and re-signed).
+/// The documented seed at `NOW`, with `changes` merged in (and re-signed).
 fn signed(changes: Value) -> Value {
-    let mut v = json!({"appid":"1","event":"call_accept","nonce":"350176","timestamp":NOW,
-        "call_id":"3501761173612493269","user_id":"abc","extend_data":"extendData"});
+    let mut v = sample::callback(
+        EventKind::CallAccept,
+        "1",
+        sample::SEED_CALL_ID,
+        NOW,
+        "350176",
+        SECRET,
+    );
     for (k, val) in changes.as_object().unwrap() {
         v[k] = val.clone();
     }
-    let text = |f: &Value| match f {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    };
-    let sig = signature::sign("secret", &text(&v["timestamp"]), &text(&v["nonce"]));
-    v["signature"] = json!(sig);
+    sample::sign(&mut v, SECRET);
     v
 }
 
-fn check(value: &Value, settings: &CallbackSettings, now: i64) -> Result<Callback, Rejection> {
+fn check(value: &Value, settings: &CallbackPolicy, now: i64) -> Result<Callback, Rejection> {
     let bytes = Bytes::from(serde_json::to_vec(value).unwrap());
     let decoded = body::decode(bytes, Some("application/json"))?;
     verify(decoded, settings, now)

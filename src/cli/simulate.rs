@@ -9,8 +9,8 @@ use futures_util::StreamExt;
 use serde_json::{json, Value};
 
 use crate::callback::event::EventKind;
-use crate::callback::signature;
-use crate::state::unix_ms;
+use crate::callback::sample;
+use crate::clock::unix_ms;
 
 #[derive(Args, Debug, Clone)]
 pub struct SimulateArgs {
@@ -139,7 +139,6 @@ async fn send_with_retries(
     call_id: &str,
     kind: EventKind,
 ) -> bool {
-    let fields = event_fields(kind);
     let retries = if args.no_retry {
         0
     } else {
@@ -149,7 +148,7 @@ async fn send_with_retries(
         if attempt > 0 {
             tokio::time::sleep(Duration::from_secs_f64(args.schedule[attempt - 1])).await;
         }
-        let body = signed_body(args, secret, call_id, kind, &fields);
+        let body = signed_body(args, secret, call_id, kind);
         let sent_ms = unix_ms();
         let request = client.post(&args.url);
         let answer = if args.form {
@@ -194,43 +193,15 @@ async fn send_with_retries(
     false
 }
 
-/// The event-specific fields, as in DESIGN §0.
-fn event_fields(kind: EventKind) -> Value {
-    match kind {
-        EventKind::CallCreate => {
-            json!({"caller": "abc", "user_ids": ["def"], "create_time": unix_ms(), "timeout": 60, "payload": "payload"})
-        }
-        EventKind::CallCancel => {
-            json!({"user_ids": ["def"], "reason": "caller_cancel", "payload": "payload"})
-        }
-        EventKind::CallAccept | EventKind::CallReject => {
-            json!({"user_id": "abc", "extend_data": "extendData"})
-        }
-        EventKind::CallTimeout => json!({"user_ids": ["def"]}),
-    }
-}
-
-fn signed_body(
-    args: &SimulateArgs,
-    secret: &str,
-    call_id: &str,
-    kind: EventKind,
-    fields: &Value,
-) -> Value {
+/// A fresh attempt: new timestamp, nonce and signature, as ZEGOCLOUD sends each retry.
+fn signed_body(args: &SimulateArgs, secret: &str, call_id: &str, kind: EventKind) -> Value {
     let timestamp = unix_ms() / 1000;
     let nonce = format!(
         "{}{}",
         unix_ms() % 1_000_000,
         NONCE_COUNTER.fetch_add(1, Ordering::Relaxed)
     );
-    let mut body = json!({
-        "appid": args.appid, "event": kind.name(), "nonce": nonce, "timestamp": timestamp,
-        "signature": signature::sign(secret, &timestamp.to_string(), &nonce), "call_id": call_id,
-    });
-    if let (Some(body), Some(extra)) = (body.as_object_mut(), fields.as_object()) {
-        body.extend(extra.clone());
-    }
-    body
+    sample::callback(kind, &args.appid, call_id, timestamp, &nonce, secret)
 }
 
 /// Form encoding: lists as repeated names, numbers as text.

@@ -42,8 +42,8 @@ const NON_RETRIABLE: &[RDKafkaErrorCode] = &[
     RDKafkaErrorCode::InvalidArgument,
 ];
 
-/// Errors after which an idempotent producer never delivers again (DESIGN §5: tansu fences it
-/// after an outage under load; real Kafka can too). The cure is a fresh producer.
+/// Errors after which an idempotent producer never delivers again (tansu fences it after an
+/// outage under load, see docs/architecture.md; real Kafka can too). The cure is a fresh producer.
 const PRODUCER_BROKEN: &[RDKafkaErrorCode] = &[
     RDKafkaErrorCode::ProducerFenced,
     RDKafkaErrorCode::InvalidProducerEpoch,

@@ -4,6 +4,7 @@
 mod context;
 pub mod errors;
 pub mod record;
+pub mod settings;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
@@ -17,6 +18,7 @@ use crate::metrics::Metrics;
 use context::BridgeContext;
 pub use errors::PublishError;
 pub use record::Record;
+pub use settings::KafkaSettings;
 
 /// Where the broker put an acked record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,15 +55,12 @@ struct Generation {
 }
 
 impl Generation {
-    fn create(
-        number: u64,
-        config: &ClientConfig,
-        metrics: &Arc<Metrics>,
-    ) -> Result<Self, PublishError> {
+    /// librdkafka checks every property here: the error is its own text.
+    fn create(number: u64, config: &ClientConfig, metrics: &Arc<Metrics>) -> Result<Self, String> {
         let fatal = Arc::new(AtomicBool::new(false));
         let producer = config
             .create_with_context(BridgeContext::new(metrics.clone(), fatal.clone()))
-            .map_err(|e| PublishError::Failed(format!("cannot create the Kafka producer: {e}")))?;
+            .map_err(|e| e.to_string())?;
         Ok(Generation {
             number,
             producer,
@@ -92,17 +91,16 @@ pub struct Publisher {
 const ACK_GRACE: Duration = Duration::from_secs(1);
 
 impl Publisher {
-    /// Creates the producer; librdkafka rejects bad `KAFKA_OPT_*` values here, at start-up.
-    pub fn new(
-        config: ClientConfig,
-        delivery_timeout: Duration,
-        metrics: Arc<Metrics>,
-    ) -> Result<Self, PublishError> {
-        let first = Generation::create(0, &config, &metrics)?;
+    /// Creates the producer. librdkafka rejects bad `KAFKA_OPT_*` values here, at start-up:
+    /// the error names the variable that set the property, never a sensitive value.
+    pub fn new(settings: &KafkaSettings, metrics: Arc<Metrics>) -> Result<Self, String> {
+        let config = settings.to_client_config();
+        let first = Generation::create(0, &config, &metrics)
+            .map_err(|e| settings.explain_config_error(&e))?;
         Ok(Publisher {
             config,
             current: RwLock::new(Arc::new(first)),
-            delivery_timeout,
+            delivery_timeout: settings.delivery_timeout,
             metrics,
         })
     }
@@ -216,7 +214,7 @@ impl Publisher {
     /// Makes librdkafka raise a fatal error on the current producer, exactly as it does when an
     /// idempotent producer loses its sequence state. Only tests call this: the mock cluster has
     /// no other way to cause a fatal error that no delivery reports.
-    #[doc(hidden)]
+    #[cfg(any(test, feature = "test-support"))]
     pub fn raise_fatal_error_for_tests(&self, reason: &str) {
         let generation = self.current();
         let reason = std::ffi::CString::new(reason).unwrap_or_default();

@@ -1,4 +1,4 @@
-//! A verified callback as a Kafka record: topic, key `call_id`, value and headers (DESIGN §3).
+//! A verified callback as a Kafka record: topic, key, value and headers (README, "The Kafka record").
 
 use bytes::Bytes;
 use rdkafka::message::{Header, OwnedHeaders};
@@ -28,9 +28,9 @@ pub struct Record {
 }
 
 impl Record {
-    pub fn new(callback: Callback, topic: &str, received_at_ms: i64) -> Self {
+    pub fn new(callback: Callback, topic: String, received_at_ms: i64) -> Self {
         Record {
-            topic: topic.to_string(),
+            topic,
             key: callback.call_id,
             value: callback.value,
             event: callback.event,

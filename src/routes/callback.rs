@@ -1,7 +1,7 @@
 //! `POST {CALLBACK_PATH}`: size → media type → parse → signature → timestamp → appid → event
 //! schema → dedupe → publish → answer. 200 only from a broker ack (or a remembered one).
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use actix_web::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
@@ -9,14 +9,22 @@ use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use serde::Serialize;
 
+use super::limits::HttpLimits;
 use crate::callback::{self, body, Rejection};
+use crate::clock::unix_ms;
 use crate::dedup::{self, Claim};
+use crate::metrics::InFlight;
 use crate::publish::{Ack, PublishError, Record};
-use crate::routes::ApiError;
-use crate::state::{unix_ms, AppState};
+use crate::routes::{ApiError, AppState};
 
-/// A client that has not sent its whole body by then is cut off: slow bodies tie up memory.
-const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How a callback that got a 200 got it.
+#[derive(Debug)]
+pub enum Delivered {
+    /// Published now and acked by the broker.
+    Fresh(Ack),
+    /// The same callback was acked before (or was being published): answered with that ack.
+    Duplicate(Ack),
+}
 
 #[derive(Serialize)]
 struct Accepted<'a> {
@@ -28,100 +36,77 @@ struct Accepted<'a> {
     duplicate: bool,
 }
 
-/// What one request came to, with the event label for metrics.
-struct Answer {
-    event: &'static str,
-    result: Result<(Ack, bool), ApiError>,
-}
-
 pub async fn receive(
     request: HttpRequest,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    let started = Instant::now();
-    let Answer { event, result } = handle(&request, payload, &state).await;
-    let response = match &result {
-        Ok((ack, duplicate)) => HttpResponse::Ok().json(Accepted {
-            ok: true,
-            topic: &ack.topic,
-            partition: ack.partition,
-            offset: ack.offset,
-            duplicate: *duplicate,
-        }),
-        Err(error) => error.error_response(),
-    };
-    let code = match &result {
-        Ok((_, true)) => "duplicate",
-        Ok((_, false)) => "ok",
-        Err(e) => {
-            state.refusals.record(e.code());
-            e.code()
+    let (event, result) = handle(&request, payload, &state).await;
+    let (response, code) = match &result {
+        Ok(delivered) => {
+            let (ack, duplicate, code) = match delivered {
+                Delivered::Fresh(ack) => (ack, false, "ok"),
+                Delivered::Duplicate(ack) => (ack, true, "duplicate"),
+            };
+            let response = HttpResponse::Ok().json(Accepted {
+                ok: true,
+                topic: &ack.topic,
+                partition: ack.partition,
+                offset: ack.offset,
+                duplicate,
+            });
+            (response, code)
         }
+        Err(error) => (error.error_response(), error.code()),
     };
     state
         .metrics
         .callbacks
         .with_label_values(&[event, response.status().as_str(), code])
         .inc();
-    if let Err(ApiError::Publish(_)) = &result {
-        state
-            .metrics
-            .publish_seconds
-            .with_label_values(&["failed"])
-            .observe(started.elapsed().as_secs_f64());
-    } else if let Ok((_, false)) = &result {
-        state
-            .metrics
-            .publish_seconds
-            .with_label_values(&["acked"])
-            .observe(started.elapsed().as_secs_f64());
-    }
     response
 }
 
-async fn handle(request: &HttpRequest, payload: web::Payload, state: &AppState) -> Answer {
+/// Runs the checks, then delivers; returns the event label for metrics with the outcome.
+async fn handle(
+    request: &HttpRequest,
+    payload: web::Payload,
+    state: &AppState,
+) -> (&'static str, Result<Delivered, ApiError>) {
     let received_at_ms = unix_ms();
     let checked = async {
-        let bytes = read_body(request, payload, state.callback.max_body_bytes).await?;
+        let bytes = read_body(request, payload, &state.limits).await?;
         let content_type = request
             .headers()
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok());
         let decoded = body::decode(bytes, content_type)?;
-        callback::verify(decoded, &state.callback, received_at_ms.div_euclid(1000))
+        callback::verify(decoded, &state.policy, received_at_ms.div_euclid(1000))
     }
     .await;
     let callback = match checked {
         Ok(callback) => callback,
         Err(rejection) => {
             log::info!("refused callback: {} ({})", rejection.code(), rejection);
-            return Answer {
-                event: "unparsed",
-                result: Err(rejection.into()),
-            };
+            return ("unparsed", Err(rejection.into()));
         }
     };
     let event = callback.kind.map_or("other", |k| k.name());
-    let topic = state.kafka.topic_for(callback.kind).to_string();
-    let record = Record::new(callback, &topic, received_at_ms);
-    Answer {
-        event,
-        result: deliver(&record, state).await,
-    }
+    let record = state.kafka.record_for(callback, received_at_ms);
+    (event, deliver(&record, state).await)
 }
 
-/// Dedupe, then publish: the answer is `(ack, duplicate)`.
-async fn deliver(record: &Record, state: &AppState) -> Result<(Ack, bool), ApiError> {
+/// Dedupe, then publish.
+async fn deliver(record: &Record, state: &AppState) -> Result<Delivered, ApiError> {
     let guard = match state.dedup.claim(&record.callback_id) {
         Claim::Acked(ack) => {
             state.metrics.duplicates.inc();
-            return Ok((ack, true));
+            return Ok(Delivered::Duplicate(ack));
         }
         Claim::Wait(receiver) => {
             let ack = dedup::wait(receiver).await?;
             state.metrics.duplicates.inc();
-            return Ok((ack, true));
+            return Ok(Delivered::Duplicate(ack));
         }
         Claim::Publish(guard) => guard,
     };
@@ -132,29 +117,43 @@ async fn deliver(record: &Record, state: &AppState) -> Result<(Ack, bool), ApiEr
         );
         return Err(PublishError::Overloaded.into());
     };
-    state.metrics.in_flight.inc();
+    // Lowered when dropped, so a request cancelled mid-publish (client gone, shutdown) does not
+    // leave the gauge raised.
+    let _in_flight = InFlight::enter(&state.metrics.in_flight);
+    let started = Instant::now();
     let outcome = state.publisher.publish(record).await;
-    state.metrics.in_flight.dec();
+    state
+        .metrics
+        .publish_seconds
+        .with_label_values(&[if outcome.is_ok() { "acked" } else { "failed" }])
+        .observe(started.elapsed().as_secs_f64());
     guard.finish(outcome.clone());
     match &outcome {
         Ok(ack) => log::debug!(
-            "acked {} call_id={:?} at {}/{}/{}",
-            record.event, record.key, ack.topic, ack.partition, ack.offset
+            "acked {} call_id={} at {}/{}/{}",
+            record.event,
+            record.key.as_deref().unwrap_or("-"),
+            ack.topic,
+            ack.partition,
+            ack.offset
         ),
         Err(e) => log::warn!(
-            "publish failed, answering non-200 so ZEGOCLOUD retries: {} call_id={:?} callback_id={}: {e}",
-            record.event, record.key, record.callback_id
+            "publish failed, answering non-200 so ZEGOCLOUD retries: {} call_id={} callback_id={}: {e}",
+            record.event,
+            record.key.as_deref().unwrap_or("-"),
+            record.callback_id
         ),
     }
-    Ok((outcome?, false))
+    Ok(Delivered::Fresh(outcome?))
 }
 
-/// Reads at most `limit` bytes, refusing early on a `Content-Length` over it.
+/// Reads at most `limits.max_body_bytes`, refusing early on a `Content-Length` over it.
 async fn read_body(
     request: &HttpRequest,
     mut payload: web::Payload,
-    limit: usize,
+    limits: &HttpLimits,
 ) -> Result<Bytes, Rejection> {
+    let limit = limits.max_body_bytes;
     let declared = request
         .headers()
         .get(CONTENT_LENGTH)
@@ -175,7 +174,7 @@ async fn read_body(
         }
         Ok(body.freeze())
     };
-    tokio::time::timeout(BODY_READ_TIMEOUT, read)
+    tokio::time::timeout(limits.body_read_timeout, read)
         .await
         .map_err(|_| Rejection::BodyTimeout)?
 }

@@ -3,7 +3,7 @@
 use actix_web::{web, HttpResponse};
 use serde_json::json;
 
-use crate::state::AppState;
+use crate::routes::AppState;
 
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"ok": true}))

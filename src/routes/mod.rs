@@ -3,5 +3,8 @@
 pub mod callback;
 pub mod errors;
 pub mod health;
+pub mod limits;
+pub mod state;
 
 pub use errors::ApiError;
+pub use state::AppState;

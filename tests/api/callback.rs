@@ -44,7 +44,7 @@ async fn ok_200_only_with_the_record_in_kafka_key_value_and_headers() {
     let answer = app.post_raw(bytes.clone(), Some("application/json")).await;
     assert_eq!(answer.status, 200, "{answer:?}");
     assert_eq!(answer.body["ok"], json!(true));
-    assert_eq!(answer.body["topic"], json!(TOPIC));
+    assert_eq!(answer.body["topic"], json!(app.topic(TOPIC)));
     let records = app.records(TOPIC);
     assert_eq!(records.len(), 1);
     let record = &records[0];
@@ -242,8 +242,8 @@ async fn unprocessable_422_unsupported_event() {
 
 #[actix_web::test]
 async fn service_unavailable_503_overloaded_at_max_in_flight() {
-    let app = spawn_app_with(&[("MAX_IN_FLIGHT", "1")]).await;
-    app.wait_for_readyz(200, Duration::from_secs(10)).await;
+    let app = spawn_app_with(&[("MAX_IN_FLIGHT", "1"), crate::helpers::PATIENT_DELIVERY]).await;
+    app.wait_for_readyz(200).await;
     // A slow broker keeps the first callback in flight while the second arrives.
     app.cluster
         .broker_round_trip_time(1, Duration::from_millis(800))

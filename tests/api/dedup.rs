@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::helpers::{signed, spawn_app, spawn_app_with, TOPIC};
+use crate::helpers::{signed, spawn_app, spawn_app_with, PATIENT_DELIVERY, TOPIC};
 
 #[actix_web::test]
 async fn sequential_repeat_is_answered_from_the_cache_with_the_original_ack() {
@@ -25,8 +25,8 @@ async fn sequential_repeat_is_answered_from_the_cache_with_the_original_ack() {
 
 #[actix_web::test]
 async fn concurrent_repeat_waits_for_the_first_ack_instead_of_publishing() {
-    let app = spawn_app().await;
-    app.wait_for_readyz(200, Duration::from_secs(10)).await;
+    let app = spawn_app_with(&[PATIENT_DELIVERY]).await;
+    app.wait_for_readyz(200).await;
     app.cluster
         .broker_round_trip_time(1, Duration::from_millis(500))
         .unwrap();
@@ -44,14 +44,14 @@ async fn concurrent_repeat_waits_for_the_first_ack_instead_of_publishing() {
 #[actix_web::test]
 async fn repeat_after_a_failed_publish_publishes() {
     let app = spawn_app().await;
-    app.wait_for_readyz(200, Duration::from_secs(10)).await;
+    app.wait_for_readyz(200).await;
     app.cluster.broker_down(1).unwrap();
     assert_eq!(
         app.post_json(&signed(json!({"nonce": "1"}))).await.status,
         503
     );
     app.cluster.broker_up(1).unwrap();
-    app.wait_for_readyz(200, Duration::from_secs(15)).await;
+    app.wait_for_readyz(200).await;
     let retry = app.post_json(&signed(json!({"nonce": "2"}))).await;
     assert_eq!(retry.status, 200);
     assert_eq!(retry.body["duplicate"], json!(null));
@@ -60,17 +60,20 @@ async fn repeat_after_a_failed_publish_publishes() {
 
 #[actix_web::test]
 async fn repeat_after_the_ttl_publishes_again() {
-    let app = spawn_app_with(&[("DEDUP_TTL_SECS", "1")]).await;
+    // The TTL is the behaviour under test; 3 s leaves a busy machine ample time for the repeat
+    // to arrive inside it (one loopback request).
+    let app = spawn_app_with(&[("DEDUP_TTL_SECS", "3")]).await;
     assert_eq!(
         app.post_json(&signed(json!({"nonce": "1"}))).await.status,
         200
     );
+    let acked = Instant::now();
     assert_eq!(
         app.post_json(&signed(json!({"nonce": "2"}))).await.body["duplicate"],
         json!(true)
     );
-    // The TTL is the behaviour under test: wait it out.
-    let expired_at = Instant::now() + Duration::from_millis(1100);
+    // Wait it out (measured from after the first ack, so the id has surely expired).
+    let expired_at = acked + Duration::from_millis(3100);
     tokio::time::sleep_until(expired_at.into()).await;
     let late = app.post_json(&signed(json!({"nonce": "3"}))).await;
     assert_eq!((late.status, &late.body["duplicate"]), (200, &json!(null)));

@@ -8,8 +8,10 @@ use serde_json::json;
 
 use crate::helpers::{signed, spawn_app, spawn_app_with, TestApp, DELIVERY_TIMEOUT, TOPIC};
 
-/// The margin over the delivery timeout that a 503 may take (scheduling on a busy 2-core box).
-const MARGIN: Duration = Duration::from_millis(1500);
+/// The margin over the delivery timeout that a 503 may take: wide, for a busy 2-core machine.
+/// The point is that the answer is bounded by the delivery timeout, not by the client's patience
+/// (60 s here, as long as ZEGOCLOUD's whole retry schedule).
+const MARGIN: Duration = Duration::from_secs(15);
 
 fn keys(app: &TestApp) -> BTreeSet<String> {
     app.records(TOPIC)
@@ -25,7 +27,7 @@ fn set(items: &[&str]) -> BTreeSet<String> {
 #[actix_web::test]
 async fn broker_down_answers_503_in_time_and_the_retry_lands_once() {
     let app = spawn_app().await;
-    app.wait_for_readyz(200, Duration::from_secs(10)).await;
+    app.wait_for_readyz(200).await;
     app.cluster.broker_down(1).unwrap();
     let started = Instant::now();
     let refused = app.post_json(&signed(json!({"call_id": "outage"}))).await;
@@ -40,7 +42,7 @@ async fn broker_down_answers_503_in_time_and_the_retry_lands_once() {
     );
 
     app.cluster.broker_up(1).unwrap();
-    app.wait_for_readyz(200, Duration::from_secs(15)).await;
+    app.wait_for_readyz(200).await;
     // ZEGOCLOUD's retry: same callback, new nonce, timestamp and signature.
     let retry = app
         .post_json(&signed(json!({"call_id": "outage", "nonce": "retry-1"})))
@@ -66,7 +68,7 @@ async fn broker_down_answers_503_in_time_and_the_retry_lands_once() {
 #[actix_web::test]
 async fn retriable_produce_errors_answer_503_and_land_nothing() {
     let app = spawn_app().await;
-    app.wait_for_readyz(200, Duration::from_secs(10)).await;
+    app.wait_for_readyz(200).await;
     // librdkafka retries these itself; enough of them outlast the delivery timeout.
     let errors = [RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS; 500];
     app.cluster.request_errors(RDKafkaApiKey::Produce, &errors);
@@ -92,7 +94,7 @@ async fn retriable_produce_errors_answer_503_and_land_nothing() {
 #[actix_web::test]
 async fn non_retriable_produce_error_answers_500_and_lands_nothing() {
     let app = spawn_app().await;
-    app.wait_for_readyz(200, Duration::from_secs(10)).await;
+    app.wait_for_readyz(200).await;
     app.cluster.request_errors(
         RDKafkaApiKey::Produce,
         &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED],
@@ -110,7 +112,7 @@ async fn non_retriable_produce_error_answers_500_and_lands_nothing() {
 async fn record_over_the_producers_size_limit_answers_500() {
     // A real limit, not an injected error: librdkafka refuses the record before sending it.
     let app = spawn_app_with(&[("KAFKA_OPT_MESSAGE_MAX_BYTES", "1000")]).await;
-    app.wait_for_readyz(200, Duration::from_secs(10)).await;
+    app.wait_for_readyz(200).await;
     let refused = app
         .post_json(&signed(
             json!({"call_id": "big", "extend_data": "x".repeat(2000)}),
@@ -134,7 +136,7 @@ async fn record_over_the_producers_size_limit_answers_500() {
 /// and the next callback is acked and lands.
 async fn broken_producer_is_replaced(error: RDKafkaRespErr) {
     let app = spawn_app().await;
-    app.wait_for_readyz(200, Duration::from_secs(10)).await;
+    app.wait_for_readyz(200).await;
     assert_eq!(
         app.post_json(&signed(json!({"call_id": "before"})))
             .await
@@ -177,11 +179,11 @@ async fn out_of_order_sequence_producer_is_replaced() {
 #[actix_web::test]
 async fn fatal_error_producer_is_replaced_without_waiting_for_traffic() {
     let app = spawn_app().await;
-    app.wait_for_readyz(200, Duration::from_secs(10)).await;
+    app.wait_for_readyz(200).await;
     app.publisher
         .raise_fatal_error_for_tests("test: simulated fatal idempotence error");
     // The background probe notices the fatal state and replaces the producer on its own.
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + crate::helpers::WAIT_LIMIT;
     while app
         .metric("zego_producer_replacements_total{reason=\"fatal\"}")
         .await

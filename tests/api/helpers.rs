@@ -10,19 +10,26 @@ use rdkafka::message::{Headers, Message};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::DefaultProducerContext;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
-use serde_json::{json, Value};
+use serde_json::Value;
 use tokio::sync::oneshot;
 
-use zego_kafka_bridge::callback::signature::sign;
 use zego_kafka_bridge::config::Settings;
 use zego_kafka_bridge::publish::Publisher;
 use zego_kafka_bridge::startup::Application;
+pub use zego_kafka_bridge::testing::{event_body, resign, signed, SECRET};
+use zego_kafka_bridge::testing::{mock_cluster, unique_topic};
 
-pub const SECRET: &str = "test-secret";
+/// The default topic's name as tests write it; each app gets its own copy (see `topic`).
 pub const TOPIC: &str = "zego-callbacks";
 pub const PARTITIONS: i32 = 3;
 /// Short, so fault tests finish quickly; every timing assertion is relative to it.
 pub const DELIVERY_TIMEOUT: Duration = Duration::from_millis(2000);
+/// For tests that slow the broker down on purpose: wide enough that a slow round trip on a
+/// busy machine never turns into a delivery timeout.
+pub const PATIENT_DELIVERY: (&str, &str) = ("KAFKA_DELIVERY_TIMEOUT_MS", "30000");
+/// How long an awaited condition may take before a test gives up: generous, because it is
+/// only reached when something is wrong.
+pub const WAIT_LIMIT: Duration = Duration::from_secs(30);
 
 pub struct TestApp {
     pub address: String,
@@ -30,6 +37,8 @@ pub struct TestApp {
     pub client: awc::Client,
     pub callback_url: String,
     pub publisher: Arc<Publisher>,
+    /// Appended to every topic name this app uses, so no two tests share a topic.
+    topic_suffix: String,
     shutdown: std::sync::Mutex<Option<oneshot::Sender<()>>>,
     pub stopped: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
@@ -62,10 +71,12 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(&[]).await
 }
 
-/// The app with extra environment variables; topics named by `KAFKA_TOPIC*` are created.
+/// The app with extra environment variables (they replace the defaults); every topic named by
+/// `KAFKA_TOPIC*` is made unique to this app and created on its own mock cluster.
 pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
     let _ = env_logger::builder().is_test(true).try_init();
-    let cluster = MockCluster::new(1).expect("mock cluster");
+    let topic_suffix = unique_topic("t");
+    let cluster = mock_cluster(&[], PARTITIONS);
     let mut vars: Vec<(String, String)> = vec![
         ("KAFKA_BROKERS".into(), cluster.bootstrap_servers()),
         ("ZEGO_CALLBACK_SECRET".into(), SECRET.into()),
@@ -73,15 +84,22 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
             "KAFKA_DELIVERY_TIMEOUT_MS".into(),
             DELIVERY_TIMEOUT.as_millis().to_string(),
         ),
+        ("KAFKA_TOPIC".into(), format!("{TOPIC}-{topic_suffix}")),
     ];
-    vars.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    for (name, value) in extra {
+        vars.retain(|(k, _)| k != name);
+        let value = if name.starts_with("KAFKA_TOPIC") {
+            format!("{value}-{topic_suffix}")
+        } else {
+            value.to_string()
+        };
+        vars.push((name.to_string(), value));
+    }
     let settings = Settings::from_vars(vars).expect("valid test settings");
-    for topic in
-        std::iter::once(&settings.kafka.topic).chain(settings.kafka.topic_overrides.values())
-    {
+    for topic in settings.kafka.topics() {
         cluster.create_topic(topic, PARTITIONS, 1).expect("topic");
     }
-    let path = settings.callback.path.clone();
+    let path = settings.http.callback_path.clone();
     let listener = TcpListener::bind("127.0.0.1:0").expect("port 0");
     let app = Application::build(settings, listener).expect("app builds");
     let address = format!("http://127.0.0.1:{}", app.port());
@@ -91,7 +109,7 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
         let _ = stop.await;
     }));
     let client = awc::Client::builder()
-        .timeout(Duration::from_secs(30))
+        .timeout(Duration::from_secs(60))
         .finish();
     TestApp {
         callback_url: format!("{address}{path}"),
@@ -99,64 +117,18 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
         cluster,
         client,
         publisher,
+        topic_suffix,
         shutdown: std::sync::Mutex::new(Some(shutdown)),
         stopped: Some(stopped),
     }
 }
 
-/// A correctly signed seed `call_accept` with `changes` merged in, signed after merging.
-pub fn signed(changes: Value) -> Value {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let mut body = json!({"appid":"1","event":"call_accept","nonce":"350176","timestamp":now,
-        "call_id":"3501761173612493269","user_id":"abc","extend_data":"extendData"});
-    for (k, v) in changes.as_object().expect("changes are an object") {
-        body[k] = v.clone();
-    }
-    resign(&mut body);
-    body
-}
-
-/// (Re)computes `signature` from the body's own timestamp and nonce.
-pub fn resign(body: &mut Value) {
-    let text = |v: &Value| {
-        v.as_str()
-            .map(String::from)
-            .unwrap_or_else(|| v.to_string())
-    };
-    body["signature"] = json!(sign(
-        SECRET,
-        &text(&body["timestamp"]),
-        &text(&body["nonce"])
-    ));
-}
-
-/// A signed callback of `event` for `call_id`, with that event's required fields.
-pub fn event_body(event: &str, call_id: &str) -> Value {
-    let extra = match event {
-        "call_create" => {
-            json!({"caller":"abc","user_ids":["def"],"create_time":1,"timeout":60,"payload":"p"})
-        }
-        "call_cancel" => json!({"user_ids":["def"],"reason":"caller_cancel","payload":"p"}),
-        "call_timeout" => json!({"user_ids":["def"]}),
-        _ => json!({"user_id":"abc","extend_data":"x"}),
-    };
-    let mut body = json!({"event": event, "call_id": call_id});
-    body.as_object_mut()
-        .unwrap()
-        .extend(extra.as_object().unwrap().clone());
-    let mut full = signed(body);
-    if event != "call_accept" && event != "call_reject" {
-        full.as_object_mut().unwrap().remove("user_id");
-        full.as_object_mut().unwrap().remove("extend_data");
-        resign(&mut full);
-    }
-    full
-}
-
 impl TestApp {
+    /// This app's name for a topic the test calls `name` (e.g. `TOPIC`, or an override's value).
+    pub fn topic(&self, name: &str) -> String {
+        format!("{name}-{}", self.topic_suffix)
+    }
+
     /// POSTs raw bytes with a content type (or none).
     pub async fn post_raw(
         &self,
@@ -195,20 +167,24 @@ impl TestApp {
     }
 
     /// Polls `/readyz` until it answers `status` (the probe runs every second), or panics.
-    pub async fn wait_for_readyz(&self, status: u16, within: Duration) {
+    pub async fn wait_for_readyz(&self, status: u16) {
+        let within = WAIT_LIMIT;
         let deadline = Instant::now() + within;
         loop {
             if self.get("/readyz").await.0 == status {
                 return;
             }
-            assert!(Instant::now() < deadline, "/readyz never answered {status}");
+            assert!(
+                Instant::now() < deadline,
+                "/readyz never answered {status} within {within:?}"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
     /// Waits until a callback is awaiting its ack (the first of two concurrent requests).
     pub async fn wait_for_in_flight(&self) {
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + WAIT_LIMIT;
         while self.metric("zego_in_flight").await < 1.0 {
             assert!(Instant::now() < deadline, "no callback ever went in flight");
             tokio::task::yield_now().await;
@@ -227,8 +203,10 @@ impl TestApp {
             .unwrap_or(0.0)
     }
 
-    /// Every record in `topic`, read to the partitions' high watermarks.
+    /// Every record in this app's copy of `topic`, read to the partitions' high watermarks.
     pub fn records(&self, topic: &str) -> Vec<Consumed> {
+        let topic = self.topic(topic);
+        let topic = topic.as_str();
         let consumer: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", self.cluster.bootstrap_servers())
             .set("group.id", "api-tests")
@@ -239,7 +217,7 @@ impl TestApp {
         let mut remaining = 0;
         for partition in 0..PARTITIONS {
             let (low, high) = consumer
-                .fetch_watermarks(topic, partition, Duration::from_secs(5))
+                .fetch_watermarks(topic, partition, WAIT_LIMIT)
                 .expect("watermarks");
             remaining += high - low;
             assignment
@@ -248,7 +226,7 @@ impl TestApp {
         }
         consumer.assign(&assignment).expect("assign");
         let mut records = Vec::new();
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + WAIT_LIMIT;
         while remaining > 0 {
             assert!(
                 Instant::now() < deadline,

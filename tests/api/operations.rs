@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::helpers::{signed, spawn_app, spawn_app_with, TOPIC};
+use crate::helpers::{signed, spawn_app, spawn_app_with, PATIENT_DELIVERY, TOPIC};
 
 #[actix_web::test]
 async fn healthz_answers_while_serving() {
@@ -15,17 +15,17 @@ async fn healthz_answers_while_serving() {
 #[actix_web::test]
 async fn readyz_follows_the_broker() {
     let app = spawn_app().await;
-    app.wait_for_readyz(200, Duration::from_secs(5)).await;
+    app.wait_for_readyz(200).await;
     assert_eq!(app.metric("zego_broker_reachable").await, 1.0);
     app.cluster.broker_down(1).unwrap();
-    app.wait_for_readyz(503, Duration::from_secs(10)).await;
+    app.wait_for_readyz(503).await;
     assert_eq!(
         app.get("/healthz").await.0,
         200,
         "liveness does not depend on the broker"
     );
     app.cluster.broker_up(1).unwrap();
-    app.wait_for_readyz(200, Duration::from_secs(15)).await;
+    app.wait_for_readyz(200).await;
 }
 
 #[actix_web::test]
@@ -67,8 +67,8 @@ async fn metrics_count_known_traffic() {
 
 #[actix_web::test]
 async fn shutdown_lets_the_callback_in_flight_finish_then_stops_accepting() {
-    let mut app = spawn_app().await;
-    app.wait_for_readyz(200, Duration::from_secs(10)).await;
+    let mut app = spawn_app_with(&[PATIENT_DELIVERY]).await;
+    app.wait_for_readyz(200).await;
     app.cluster
         .broker_round_trip_time(1, Duration::from_millis(700))
         .unwrap();
@@ -208,14 +208,18 @@ async fn bad_certificate_path_or_unreadable_key_fails_start_up_with_one_line() {
 async fn queue_gauges_come_from_librdkafka_statistics() {
     // Statistics every 100 ms instead of 5 s, and a broker slow enough (0.8 s a request) for a
     // record to sit in librdkafka's queue across several statistics reports.
-    let app = spawn_app_with(&[("KAFKA_OPT_STATISTICS_INTERVAL_MS", "100")]).await;
-    app.wait_for_readyz(200, Duration::from_secs(10)).await;
+    let app = spawn_app_with(&[
+        ("KAFKA_OPT_STATISTICS_INTERVAL_MS", "100"),
+        PATIENT_DELIVERY,
+    ])
+    .await;
+    app.wait_for_readyz(200).await;
     app.cluster
         .broker_round_trip_time(1, Duration::from_millis(800))
         .unwrap();
     let body = signed(json!({"call_id": "queued"}));
     let (answer, queued) = tokio::join!(app.post_json(&body), async {
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let deadline = std::time::Instant::now() + crate::helpers::WAIT_LIMIT;
         while app.metric("zego_kafka_queue_messages").await < 1.0 {
             assert!(
                 std::time::Instant::now() < deadline,
@@ -225,8 +229,6 @@ async fn queue_gauges_come_from_librdkafka_statistics() {
         }
         app.metric("zego_kafka_queue_bytes").await
     });
-    // The answer itself (200, or 503 when the slow broker outlasts the delivery timeout) is
-    // covered elsewhere; here only the gauges matter.
-    assert!(matches!(answer.status, 200 | 503), "{answer:?}");
+    assert_eq!(answer.status, 200, "{answer:?}");
     assert!(queued > 0.0, "queued bytes {queued}");
 }

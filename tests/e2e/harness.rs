@@ -10,8 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use serde_json::{Map, Value};
-use sha1::{Digest, Sha1};
+use serde_json::Value;
 use tokio::task::JoinSet;
 
 pub const SECRET: &str = "e2e-secret";
@@ -222,7 +221,7 @@ pub struct TlsTerminator {
 
 impl TlsTerminator {
     pub async fn start(port: u16, target: u16, cert: &Path, key: &Path) -> TlsTerminator {
-        let files = zego_kafka_bridge::config::TlsFiles {
+        let files = zego_kafka_bridge::tls::TlsFiles {
             cert: cert.into(),
             key: key.into(),
         };
@@ -525,14 +524,7 @@ pub fn read_topic_tls(bootstrap: &str, topic: &str, ca: Option<&Path>) -> Vec<Re
         .collect()
 }
 
-/// DESIGN §3's callback id, computed here independently of the bridge's code.
-pub fn expected_callback_id(value: &Value) -> String {
-    let mut stable: Map<String, Value> = value.as_object().unwrap().clone();
-    for field in ["nonce", "timestamp", "signature"] {
-        stable.remove(field);
-    }
-    hex::encode(Sha1::digest(serde_json::to_vec(&stable).unwrap()))
-}
+pub use zego_kafka_bridge::testing::expected_callback_id;
 
 /// Checks one record's key, headers and value against each other and the contract.
 pub fn assert_well_formed(record: &Record) {

@@ -2,19 +2,21 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use tokio::sync::Semaphore;
 
-use crate::config::{CallbackSettings, KafkaSettings};
+use super::limits::HttpLimits;
+use crate::callback::policy::CallbackPolicy;
+use crate::clock::unix_ms;
 use crate::dedup::DedupCache;
 use crate::metrics::Metrics;
-use crate::publish::Publisher;
-use crate::refusals::Refusals;
+use crate::publish::{KafkaSettings, Publisher};
 
 /// Shared by all actix workers through `web::Data`.
 pub struct AppState {
-    pub callback: CallbackSettings,
+    pub limits: HttpLimits,
+    pub policy: CallbackPolicy,
     pub kafka: KafkaSettings,
     pub publisher: Arc<Publisher>,
     pub dedup: Arc<DedupCache>,
@@ -22,8 +24,6 @@ pub struct AppState {
     pub in_flight: Semaphore,
     pub metrics: Arc<Metrics>,
     pub readiness: Readiness,
-    /// Non-200 answers by code, reported in the log every `REFUSAL_REPORT_INTERVAL`.
-    pub refusals: Refusals,
 }
 
 /// How long a successful broker probe keeps `/readyz` at 200.
@@ -57,12 +57,4 @@ impl Readiness {
             && last > 0
             && (unix_ms() as u64).saturating_sub(last) < READY_WINDOW.as_millis() as u64
     }
-}
-
-/// Now, as Unix milliseconds.
-pub fn unix_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }

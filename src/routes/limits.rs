@@ -1,0 +1,40 @@
+//! What the HTTP side accepts: the callback path, the largest body, how long a body may take.
+
+use std::time::Duration;
+
+/// Paths the bridge serves itself; the callback path must not shadow them.
+pub const OWN_PATHS: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
+
+/// A client that has not sent its whole body by then is cut off: slow bodies tie up memory.
+pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The route and its request limits.
+#[derive(Debug, Clone)]
+pub struct HttpLimits {
+    /// Where ZEGOCLOUD posts (`CALLBACK_PATH`).
+    pub callback_path: String,
+    /// Larger bodies get 413 (`MAX_BODY_BYTES`).
+    pub max_body_bytes: usize,
+    pub body_read_timeout: Duration,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        HttpLimits {
+            callback_path: "/zego/callback".into(),
+            max_body_bytes: 65536,
+            body_read_timeout: BODY_READ_TIMEOUT,
+        }
+    }
+}
+
+/// A callback path that names a path and is not one of the bridge's own.
+pub fn validate_callback_path(path: &str) -> Result<(), String> {
+    if !path.starts_with('/') || path.len() < 2 {
+        return Err(format!("must start with '/' and name a path, got {path:?}"));
+    }
+    if OWN_PATHS.contains(&path) {
+        return Err(format!("must not be {path}: that path is the bridge's own"));
+    }
+    Ok(())
+}
