@@ -1,25 +1,47 @@
-//! Producer ceiling for `bench/run.sh`: the bridge's records, produced straight through rdkafka
-//! with the bridge's producer settings and the same number of sends outstanding, so the bridge
-//! can be compared with what the broker and librdkafka alone allow on this machine.
+//! Producer ceiling for `bench/run.sh`: the bridge's records (built by the library from the seed
+//! callback), produced straight through the library's producer settings with the same number of
+//! sends outstanding, so the bridge can be compared with what the broker and librdkafka alone
+//! allow on this machine.
 //!
 //! `cargo run --release --example producer_ceiling -- <brokers> <topic> <outstanding> <seconds>`
 //! (`LINGER_MS` as the bridge's `linger.ms`) prints one JSON line: requests/s and latency percentiles (enqueue → ack) in milliseconds.
 
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use futures_util::stream::{FuturesUnordered, StreamExt};
-use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::ClientConfig;
-
-/// The seed callback's size and shape: what the bridge publishes per request.
-const VALUE: &str = r#"{"appid":"1","event":"call_accept","nonce":"350176","signature":"264b7f500b4935a082fef1da1760769245880d7c","timestamp":1499676978,"call_id":"bench-0000000000","user_id":"abc","extend_data":"extendData"}"#;
+use rdkafka::producer::FutureProducer;
+use zego_kafka_bridge::callback::event::EventKind;
+use zego_kafka_bridge::callback::policy::CallbackPolicy;
+use zego_kafka_bridge::callback::{body, sample, verify};
+use zego_kafka_bridge::clock::unix_ms;
+use zego_kafka_bridge::publish::settings::PassThroughOption;
+use zego_kafka_bridge::publish::{KafkaSettings, Record};
+use zego_kafka_bridge::secret::Secret;
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+/// The seed callback as the bridge turns it into a record: decoded, verified, routed.
+fn template_record(settings: &KafkaSettings) -> Record {
+    let now = unix_ms() / 1000;
+    let seed = sample::callback(
+        EventKind::CallAccept,
+        "1",
+        "bench-0000000000",
+        now,
+        "350176",
+        "s",
+    );
+    let decoded = body::decode(Bytes::from(seed.to_string()), Some("application/json"))
+        .expect("the seed decodes");
+    let callback =
+        verify(decoded, &CallbackPolicy::with_secret("s"), now).expect("the seed verifies");
+    settings.record_for(callback, unix_ms())
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -31,19 +53,18 @@ async fn main() {
     };
     let outstanding: usize = outstanding.parse().expect("outstanding is a number");
     let duration = Duration::from_secs(seconds.parse().expect("seconds is a number"));
-    // The bridge's settings (config.rs): acks=all, idempotence, its statistics and backoff.
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("acks", "all")
-        .set("enable.idempotence", "true")
-        .set("message.timeout.ms", "5000")
-        .set("reconnect.backoff.max.ms", "1000")
-        .set(
-            "linger.ms",
-            std::env::var("LINGER_MS").unwrap_or_else(|_| "5".into()),
-        )
-        .create()
-        .expect("producer");
+    // The bridge's own producer settings, with linger.ms passed through as KAFKA_OPT_LINGER_MS.
+    let mut settings = KafkaSettings::new(brokers, topic, Duration::from_millis(5000));
+    settings.options.insert(
+        "linger.ms".into(),
+        PassThroughOption {
+            variable: "KAFKA_OPT_LINGER_MS".into(),
+            value: Secret::new(std::env::var("LINGER_MS").unwrap_or_else(|_| "5".into())),
+        },
+    );
+    let producer: FutureProducer = settings.to_client_config().create().expect("producer");
+    let template = template_record(&settings);
+    let template_value = String::from_utf8_lossy(&template.value).into_owned();
     let mut in_flight = FuturesUnordered::new();
     let mut latencies_ms = Vec::new();
     let mut failed = 0u64;
@@ -51,37 +72,15 @@ async fn main() {
     let started = Instant::now();
     let send = |n: u64| {
         let key = format!("bench-{n:010}");
-        let value = VALUE.replace("bench-0000000000", &key);
-        let received_at = n.to_string();
-        let headers = OwnedHeaders::new()
-            .insert(Header {
-                key: "zego-event",
-                value: Some("call_accept"),
-            })
-            .insert(Header {
-                key: "zego-appid",
-                value: Some("1"),
-            })
-            .insert(Header {
-                key: "zego-callback-id",
-                value: Some("0123456789abcdef0123456789abcdef01234567"),
-            })
-            .insert(Header {
-                key: "content-type",
-                value: Some("application/json"),
-            })
-            .insert(Header {
-                key: "received-at",
-                value: Some(received_at.as_str()),
-            });
-        let record = FutureRecord::to(topic)
-            .key(&key)
-            .payload(&value)
-            .headers(headers);
-        (
-            Instant::now(),
-            producer.send_result(record).map_err(|(e, _)| e),
-        )
+        let mut record = template.clone();
+        record.value = Bytes::from(template_value.replace("bench-0000000000", &key));
+        record.key = Some(key);
+        record.received_at_ms = unix_ms();
+        let at = Instant::now();
+        let delivery = producer
+            .send_result(record.to_future_record())
+            .map_err(|(e, _)| e);
+        (at, delivery)
     };
     loop {
         while in_flight.len() < outstanding && started.elapsed() < duration {

@@ -91,6 +91,89 @@ pub fn unique_topic(prefix: &str) -> String {
     )
 }
 
+/// One hostile body and the contract's error code it must get (never a record).
+pub struct HostileBody {
+    pub name: &'static str,
+    pub content_type: Option<&'static str>,
+    pub body: Vec<u8>,
+    pub code: &'static str,
+}
+
+const JSON: Option<&str> = Some("application/json");
+const FORM: Option<&str> = Some("application/x-www-form-urlencoded");
+
+/// The hostile-input table: malformed, mistyped, forged and unwanted bodies, one line each.
+/// The unit tests run it through decode and verify; one API test sends it over HTTP.
+#[rustfmt::skip]
+pub fn hostile_bodies() -> Vec<HostileBody> {
+    let seed = signed(Value::Object(Map::new()));
+    let text = serde_json::to_string(&seed).unwrap_or_default();
+    let right = seed["signature"].as_str().unwrap_or_default().to_string();
+    let now = now_secs();
+    let deep = |depth: usize| format!("{{\"a\":{}{}}}", "[".repeat(depth), "]".repeat(depth));
+    let json = |v: &Value| serde_json::to_vec(v).unwrap_or_default();
+    let with = |field: &str, value: Value| { let mut b = seed.clone(); b[field] = value; resign(&mut b); json(&b) };
+    let without = |field: &str| {
+        let mut b = seed.clone();
+        if let Some(o) = b.as_object_mut() { o.remove(field); }
+        if field != "signature" { resign(&mut b); }
+        json(&b)
+    };
+    let forged = |value: Value| { let mut b = seed.clone(); b["signature"] = value; json(&b) };
+    let case = |name, content_type, body: Vec<u8>, code| HostileBody { name, content_type, body, code };
+    vec![
+        // Not parseable.
+        case("truncated JSON", JSON, text.as_bytes()[..text.len() / 2].to_vec(), "malformed_body"),
+        case("JSON with trailing garbage", JSON, format!("{text}}}").into_bytes(), "malformed_body"),
+        case("nested 200 deep", JSON, deep(200).into_bytes(), "malformed_body"),
+        case("nested 20000 deep", JSON, deep(20_000).into_bytes(), "malformed_body"),
+        case("invalid UTF-8 in a JSON string", JSON, b"{\"call_id\":\"\xc3\x28\"}".to_vec(), "malformed_body"),
+        case("lone surrogate escape", JSON, br#"{"call_id":"\ud800"}"#.to_vec(), "malformed_body"),
+        case("NUL byte in JSON", JSON, b"{\"a\":\x00}".to_vec(), "malformed_body"),
+        case("byte order mark", JSON, format!("\u{feff}{text}").into_bytes(), "malformed_body"),
+        case("duplicate call_id keys", JSON, text.replacen('{', "{\"call_id\":\"smuggled\",", 1).into_bytes(), "malformed_body"),
+        case("duplicate nested keys", JSON, text.replacen('{', "{\"x\":{\"k\":1,\"k\":2},", 1).into_bytes(), "malformed_body"),
+        case("empty body", JSON, b"".to_vec(), "malformed_body"),
+        case("whitespace body", JSON, b" \r\n\t ".to_vec(), "malformed_body"),
+        case("JSON array", JSON, b"[{\"call_id\":\"x\"}]".to_vec(), "malformed_body"),
+        case("JSON string", JSON, b"\"call_accept\"".to_vec(), "malformed_body"),
+        case("JSON null", JSON, b"null".to_vec(), "malformed_body"),
+        case("broken percent-encoding", JSON, b"%7B%ZZ%22".to_vec(), "malformed_body"),
+        case("invalid UTF-8 in a form", FORM, b"appid=%FF%FE".to_vec(), "malformed_body"),
+        case("form of separators only", FORM, b"&&&".to_vec(), "malformed_body"),
+        // Fields absent or of the wrong type.
+        case("no timestamp", JSON, without("timestamp"), "missing_field"),
+        case("no event", JSON, without("event"), "missing_field"),
+        case("no call_id", JSON, without("call_id"), "missing_field"),
+        case("no user_id", JSON, without("user_id"), "missing_field"),
+        case("nonce as an array", JSON, with("nonce", serde_json::json!(["1"])), "invalid_field"),
+        case("timestamp of 100 digits", JSON, with("timestamp", Value::from("1".repeat(100))), "invalid_field"),
+        case("timestamp as a fraction", JSON, with("timestamp", Value::from(now as f64 + 0.5)), "invalid_field"),
+        case("appid as a boolean", JSON, with("appid", Value::from(true)), "invalid_field"),
+        case("appid as a 100-digit number", JSON, text.replacen("\"appid\":\"1\"", &format!("\"appid\":{}", "9".repeat(100)), 1).into_bytes(), "invalid_field"),
+        case("event as a number", JSON, with("event", Value::from(3)), "invalid_field"),
+        case("call_id as a number", JSON, with("call_id", Value::from(3501761173612493269u64)), "invalid_field"),
+        case("empty call_id", JSON, with("call_id", Value::from("")), "invalid_field"),
+        case("user_id as an object", JSON, with("user_id", serde_json::json!({"id": "abc"})), "invalid_field"),
+        case("extend_data as a number", JSON, with("extend_data", Value::from(1)), "invalid_field"),
+        // Not genuine.
+        case("no signature", JSON, without("signature"), "invalid_signature"),
+        case("signature in upper case", JSON, forged(Value::from(right.to_uppercase())), "invalid_signature"),
+        case("signature one digit short", JSON, forged(Value::from(&right[..39])), "invalid_signature"),
+        case("signature one digit long", JSON, forged(Value::from(format!("{right}0"))), "invalid_signature"),
+        case("empty signature", JSON, forged(Value::from("")), "invalid_signature"),
+        case("signature as a number", JSON, forged(Value::from(12345)), "invalid_signature"),
+        case("signature not hex", JSON, forged(Value::from("z".repeat(40))), "invalid_signature"),
+        case("timestamp an hour ahead", JSON, with("timestamp", Value::from(now + 3600)), "stale_timestamp"),
+        case("negative timestamp", JSON, with("timestamp", Value::from(-1)), "stale_timestamp"),
+        // Not ours to take.
+        case("unknown event", JSON, with("event", Value::from("call_hijack")), "unsupported_event"),
+        case("no content type", None, text.clone().into_bytes(), "unsupported_media_type"),
+        case("text/plain", Some("text/plain"), text.clone().into_bytes(), "unsupported_media_type"),
+        case("multipart", Some("multipart/form-data; boundary=x"), text.clone().into_bytes(), "unsupported_media_type"),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -194,4 +194,6 @@ fn call_id(fields: &Map<String, Value>, required: bool) -> Result<Option<String>
 }
 
 #[cfg(test)]
+mod hostile_tests;
+#[cfg(test)]
 mod tests;
