@@ -28,7 +28,7 @@ struct ErrorBody<'a> {
 }
 
 impl ApiError {
-    /// The contract's error code (DESIGN §2).
+    /// The contract's error code (README, "HTTP interface").
     pub fn code(&self) -> &'static str {
         match self {
             ApiError::Rejected(r) => r.code(),

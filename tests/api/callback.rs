@@ -1,4 +1,4 @@
-//! One test per row of the status table (DESIGN §2), each checking what landed in the topic.
+//! One test per row of the status table (README, "HTTP interface"), each checking what landed in the topic.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
