@@ -1,13 +1,18 @@
 //! Request bytes + `Content-Type` → a JSON object of fields: JSON, percent-encoded JSON, or form.
 
+use std::borrow::Cow;
+use std::collections::HashSet;
 use std::fmt;
 
 use bytes::Bytes;
 use percent_encoding::percent_decode;
-use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
 use super::Rejection;
+
+/// How much of a duplicate key's name is repeated in the answer and the log.
+const MAX_SHOWN_KEY_CHARS: usize = 64;
 
 /// How the body arrived; decides what the published value is and how strictly types are read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,7 +63,8 @@ pub fn decode(body: Bytes, content_type: Option<&str>) -> Result<DecodedBody, Re
         return json(body, Encoding::Json);
     }
     if rest.len() >= 3 && rest[0] == b'%' && rest[1..3].eq_ignore_ascii_case(b"7b") {
-        let decoded: Vec<u8> = percent_decode(rest).collect();
+        // Encoded as a form encodes: `+` is a space, as in a form field (a literal `+` is `%2B`).
+        let decoded: Vec<u8> = percent_decode(&plus_as_space(rest)).collect();
         return json(Bytes::from(decoded), Encoding::PercentEncodedJson);
     }
     match declared {
@@ -68,8 +74,11 @@ pub fn decode(body: Bytes, content_type: Option<&str>) -> Result<DecodedBody, Re
 }
 
 fn json(text: Bytes, encoding: Encoding) -> Result<DecodedBody, Rejection> {
-    let StrictValue(value) = serde_json::from_slice(&text)
-        .map_err(|e| Rejection::MalformedBody(format!("invalid JSON: {e}")))?;
+    let invalid = |e: serde_json::Error| Rejection::MalformedBody(format!("invalid JSON: {e}"));
+    let mut check = serde_json::Deserializer::from_slice(&text);
+    de::DeserializeSeed::deserialize(NoDuplicateKeys, &mut check).map_err(invalid)?;
+    check.end().map_err(invalid)?;
+    let value: Value = serde_json::from_slice(&text).map_err(invalid)?;
     match value {
         Value::Object(fields) => Ok(DecodedBody {
             fields,
@@ -112,75 +121,82 @@ fn form(body: &[u8]) -> Result<DecodedBody, Rejection> {
     })
 }
 
+/// `application/x-www-form-urlencoded` writes a space as `+`.
+fn plus_as_space(raw: &[u8]) -> Vec<u8> {
+    raw.iter()
+        .map(|&b| if b == b'+' { b' ' } else { b })
+        .collect()
+}
+
 /// One form component: `+` is a space, `%XX` a byte, and the result must be UTF-8.
 fn form_text(raw: &[u8]) -> Result<String, Rejection> {
-    let spaced: Vec<u8> = raw
-        .iter()
-        .map(|&b| if b == b'+' { b' ' } else { b })
-        .collect();
-    percent_decode(&spaced)
+    percent_decode(&plus_as_space(raw))
         .decode_utf8()
         .map(|text| text.into_owned())
         .map_err(|_| Rejection::MalformedBody("form field is not valid UTF-8".into()))
 }
 
-/// A JSON value that refuses duplicate object keys at any depth.
+/// Checks a JSON text for duplicate object keys at any depth, without building anything.
 ///
 /// serde_json keeps the last of two equal keys while other parsers keep the first: a body
-/// with both would let the bridge and a consumer disagree on, say, `call_id`.
-struct StrictValue(Value);
+/// with both would let the bridge and a consumer disagree on, say, `call_id`. This runs as a
+/// pass of its own so the value itself is read by serde_json's `Value`, which keeps every
+/// number's exact text (the `arbitrary_precision` feature).
+struct NoDuplicateKeys;
 
-impl<'de> Deserialize<'de> for StrictValue {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(StrictVisitor).map(StrictValue)
+impl<'de> de::DeserializeSeed<'de> for NoDuplicateKeys {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
     }
 }
 
-struct StrictVisitor;
-
-impl<'de> Visitor<'de> for StrictVisitor {
-    type Value = Value;
+impl<'de> Visitor<'de> for NoDuplicateKeys {
+    type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("any JSON value")
     }
-    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
-        Ok(Value::Bool(v))
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
     }
-    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
-        Ok(Value::from(v))
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
     }
-    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
-        Ok(Value::from(v))
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
     }
-    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
-        Ok(Value::from(v))
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
     }
-    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
-        Ok(Value::String(v.to_owned()))
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
     }
-    fn visit_string<E>(self, v: String) -> Result<Value, E> {
-        Ok(Value::String(v))
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
     }
-    fn visit_unit<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(NoDuplicateKeys)?.is_some() {}
+        Ok(())
     }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
-        let mut items = Vec::new();
-        while let Some(StrictValue(item)) = seq.next_element()? {
-            items.push(item);
-        }
-        Ok(Value::Array(items))
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let mut fields = Map::new();
-        while let Some(key) = map.next_key::<String>()? {
-            let StrictValue(value) = map.next_value()?;
-            if fields.insert(key.clone(), value).is_some() {
-                return Err(de::Error::custom(format_args!("duplicate key {key:?}")));
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut seen = HashSet::new();
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            map.next_value_seed(NoDuplicateKeys)?;
+            if !seen.insert(key.clone()) {
+                let shown: String = key.chars().take(MAX_SHOWN_KEY_CHARS).collect();
+                let more = if key.chars().count() > MAX_SHOWN_KEY_CHARS {
+                    "…"
+                } else {
+                    ""
+                };
+                return Err(de::Error::custom(format_args!(
+                    "duplicate key {shown:?}{more}"
+                )));
             }
         }
-        Ok(Value::Object(fields))
+        Ok(())
     }
 }
 
@@ -214,6 +230,41 @@ mod tests {
             assert_eq!(d.json_text.as_deref(), Some(SEED.as_bytes()));
             assert_eq!(d.fields["user_id"], "abc");
         }
+    }
+
+    #[test]
+    fn percent_encoded_json_reads_plus_as_a_space_like_a_form_field() {
+        let body = "%7B%22extend_data%22%3A%22a+b%22%2C%22plus%22%3A%22c%2Bd%22%7D";
+        let whole = decode_str(body, Some("application/x-www-form-urlencoded")).unwrap();
+        assert_eq!(whole.fields["extend_data"], "a b");
+        assert_eq!(whole.fields["plus"], "c+d");
+        let field =
+            decode_str("extend_data=a+b", Some("application/x-www-form-urlencoded")).unwrap();
+        assert_eq!(field.fields["extend_data"], whole.fields["extend_data"]);
+    }
+
+    #[test]
+    fn numbers_keep_their_exact_text() {
+        let d = decode_str(
+            r#"{"big":18446744073709551617,"precise":0.10000000000000000001,"t":1499676978}"#,
+            Some("application/json"),
+        )
+        .unwrap();
+        assert_eq!(d.fields["big"].to_string(), "18446744073709551617");
+        assert_eq!(d.fields["precise"].to_string(), "0.10000000000000000001");
+        assert_eq!(d.fields["t"].as_i64(), Some(1499676978));
+    }
+
+    #[test]
+    fn a_long_duplicate_key_is_not_echoed_whole() {
+        let key = "k".repeat(30_000);
+        let body = format!(r#"{{"{key}":1,"{key}":2}}"#);
+        let Err(Rejection::MalformedBody(message)) = decode_str(&body, Some("application/json"))
+        else {
+            panic!("a duplicate key must be refused");
+        };
+        assert!(message.len() < 200, "{} characters", message.len());
+        assert!(message.contains("duplicate key"), "{message}");
     }
 
     #[test]
@@ -287,6 +338,8 @@ mod tests {
         assert!(top.to_string().contains("duplicate key"), "{top}");
         assert!(decode_str(r#"{"x":{"k":1,"k":2}}"#, json).is_err());
         assert!(decode_str(r#"{"x":[{"k":1},{"k":2}]}"#, json).is_ok());
+        // The same key spelled with an escape is the same key.
+        assert!(decode_str(r#"{"call_id":"a","call\u005fid":"b"}"#, json).is_err());
     }
 
     #[test]

@@ -108,7 +108,9 @@ impl EventKind {
                 None | Some(Value::Null) if rule.required => {
                     return Err(Rejection::MissingField(rule.name.into()))
                 }
-                None | Some(Value::Null) => {}
+                // An optional field may be absent, but when present it has its type: the
+                // published schemas say so, and consumers validate against them.
+                None => {}
                 Some(value) => check_type(rule, value, lenient)?,
             }
         }
@@ -226,6 +228,21 @@ mod tests {
         let mut changed = seed.clone();
         changed.insert("extend_data".into(), json!("different"));
         assert_ne!(callback_id(&changed), expected);
+    }
+
+    /// Numbers are hashed as sent: two callbacks that differ only past a 64-bit float's
+    /// precision are different callbacks, never each other's duplicate.
+    #[test]
+    fn callback_id_sees_every_digit_of_a_number() {
+        let id = |text: &str| callback_id(&serde_json::from_str(text).unwrap());
+        assert_ne!(
+            id(r#"{"call_id":"c","n":18446744073709551616}"#),
+            id(r#"{"call_id":"c","n":18446744073709551617}"#)
+        );
+        assert_ne!(
+            id(r#"{"call_id":"c","n":0.10000000000000000001}"#),
+            id(r#"{"call_id":"c","n":0.1}"#)
+        );
     }
 
     #[test]

@@ -24,6 +24,10 @@ pub enum Rejection {
     BodyTimeout,
     #[error("Content-Type must be application/json or application/x-www-form-urlencoded")]
     UnsupportedMediaType,
+    #[error("Content-Encoding {0:?} is not supported: send the body unencoded")]
+    UnsupportedEncoding(String),
+    #[error("more than one Content-Type header")]
+    AmbiguousMediaType,
     #[error("{0}")]
     MalformedBody(String),
     #[error("required field {0:?} is missing")]
@@ -46,7 +50,9 @@ impl Rejection {
         match self {
             Rejection::BodyTooLarge(_) => "body_too_large",
             Rejection::BodyTimeout => "body_timeout",
-            Rejection::UnsupportedMediaType => "unsupported_media_type",
+            Rejection::UnsupportedMediaType
+            | Rejection::UnsupportedEncoding(_)
+            | Rejection::AmbiguousMediaType => "unsupported_media_type",
             Rejection::MalformedBody(_) => "malformed_body",
             Rejection::MissingField(_) => "missing_field",
             Rejection::InvalidField(..) => "invalid_field",
@@ -142,6 +148,9 @@ pub fn verify(body: DecodedBody, policy: &CallbackPolicy, now: i64) -> Result<Ca
 }
 
 /// `timestamp` as sent (its text, for the signature) and as seconds (for the window).
+///
+/// A string must be an integer's plain digits (the published schema's `^-?[0-9]+$`): Rust's
+/// parser would also take `+17…`, which a consumer validating the record would not.
 fn timestamp(fields: &Map<String, Value>) -> Result<(String, i64), Rejection> {
     let invalid = || {
         Rejection::InvalidField(
@@ -155,12 +164,18 @@ fn timestamp(fields: &Map<String, Value>) -> Result<(String, i64), Rejection> {
             .as_i64()
             .map(|secs| (n.to_string(), secs))
             .ok_or_else(invalid),
-        Some(Value::String(text)) => text
+        Some(Value::String(text)) if is_plain_integer(text) => text
             .parse::<i64>()
             .map(|secs| (text.clone(), secs))
             .map_err(|_| invalid()),
         Some(_) => Err(invalid()),
     }
+}
+
+/// An optional minus sign, then one or more ASCII digits, and nothing else.
+fn is_plain_integer(text: &str) -> bool {
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// A field ZEGOCLOUD may send as a string or an integer (`appid`, `nonce`), as text.
@@ -195,5 +210,7 @@ fn call_id(fields: &Map<String, Value>, required: bool) -> Result<Option<String>
 
 #[cfg(test)]
 mod hostile_tests;
+#[cfg(test)]
+mod schema_tests;
 #[cfg(test)]
 mod tests;

@@ -3,12 +3,13 @@
 
 use std::time::Instant;
 
-use actix_web::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use actix_web::http::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use serde::Serialize;
 
+use super::held_payload::HeldPayload;
 use super::limits::HttpLimits;
 use crate::callback::{self, body, Rejection};
 use crate::clock::unix_ms;
@@ -38,10 +39,10 @@ struct Accepted<'a> {
 
 pub async fn receive(
     request: HttpRequest,
-    payload: web::Payload,
+    mut payload: web::Payload,
     state: web::Data<AppState>,
-) -> HttpResponse {
-    let (event, result) = handle(&request, payload, &state).await;
+) -> HttpResponse<HeldPayload> {
+    let (event, result) = handle(&request, &mut payload, &state).await;
     let (response, code) = match &result {
         Ok(delivered) => {
             let (ack, duplicate, code) = match delivered {
@@ -64,22 +65,25 @@ pub async fn receive(
         .callbacks
         .with_label_values(&[event, response.status().as_str(), code])
         .inc();
-    response
+    // An answer sent before the body was read to its end closes the connection (see
+    // `held_payload`); one after it keeps the connection alive as usual.
+    response.map_body(|_, body| HeldPayload::new(body, payload))
 }
 
 /// Runs the checks, then delivers; returns the event label for metrics with the outcome.
 async fn handle(
     request: &HttpRequest,
-    payload: web::Payload,
+    payload: &mut web::Payload,
     state: &AppState,
 ) -> (&'static str, Result<Delivered, ApiError>) {
     let received_at_ms = unix_ms();
     let checked = async {
-        let bytes = read_body(request, payload, &state.limits).await?;
-        let content_type = request
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok());
+        let declared_length = content_length(request)?;
+        if declared_length.is_some_and(|len| len > state.limits.max_body_bytes as u64) {
+            return Err(Rejection::BodyTooLarge(state.limits.max_body_bytes));
+        }
+        let content_type = media_type(request)?;
+        let bytes = read_body(payload, declared_length, &state.limits).await?;
         let decoded = body::decode(bytes, content_type)?;
         callback::verify(decoded, &state.policy, received_at_ms.div_euclid(1000))
     }
@@ -147,23 +151,46 @@ async fn deliver(record: &Record, state: &AppState) -> Result<Delivered, ApiErro
     Ok(Delivered::Fresh(outcome?))
 }
 
-/// Reads at most `limits.max_body_bytes`, refusing early on a `Content-Length` over it.
-async fn read_body(
-    request: &HttpRequest,
-    mut payload: web::Payload,
-    limits: &HttpLimits,
-) -> Result<Bytes, Rejection> {
-    let limit = limits.max_body_bytes;
-    let declared = request
+/// The declared `Content-Length`, if any (actix has already refused a malformed one).
+fn content_length(request: &HttpRequest) -> Result<Option<u64>, Rejection> {
+    Ok(request
         .headers()
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > limit as u64) {
-        return Err(Rejection::BodyTooLarge(limit));
+        .and_then(|v| v.trim().parse::<u64>().ok()))
+}
+
+/// The one `Content-Type`, with no `Content-Encoding` the bridge would have to undo.
+///
+/// Two `Content-Type` headers are refused rather than resolved by order (a proxy may pick the
+/// other one); an encoded body is refused rather than read as if it were plain.
+fn media_type(request: &HttpRequest) -> Result<Option<&str>, Rejection> {
+    let headers = request.headers();
+    if let Some(encoding) = headers.get(CONTENT_ENCODING) {
+        let encoding = encoding.to_str().unwrap_or("?").trim();
+        if !encoding.eq_ignore_ascii_case("identity") {
+            let shown: String = encoding.chars().take(32).collect();
+            return Err(Rejection::UnsupportedEncoding(shown));
+        }
     }
+    let mut content_types = headers.get_all(CONTENT_TYPE);
+    let first = content_types.next();
+    if content_types.next().is_some() {
+        return Err(Rejection::AmbiguousMediaType);
+    }
+    Ok(first.and_then(|v| v.to_str().ok()))
+}
+
+/// Reads at most `limits.max_body_bytes` within `limits.body_read_timeout`.
+async fn read_body(
+    payload: &mut web::Payload,
+    declared_length: Option<u64>,
+    limits: &HttpLimits,
+) -> Result<Bytes, Rejection> {
+    let limit = limits.max_body_bytes;
     let read = async {
-        let mut body = BytesMut::with_capacity(declared.unwrap_or(1024).min(limit as u64) as usize);
+        let capacity = declared_length.unwrap_or(1024).min(limit as u64) as usize;
+        let mut body = BytesMut::with_capacity(capacity);
         while let Some(chunk) = payload.next().await {
             let chunk = chunk
                 .map_err(|e| Rejection::MalformedBody(format!("could not read the body: {e}")))?;

@@ -47,7 +47,9 @@ impl ResponseError for ApiError {
             ApiError::Rejected(r) => match r {
                 Rejection::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
                 Rejection::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
-                Rejection::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                Rejection::UnsupportedMediaType
+                | Rejection::UnsupportedEncoding(_)
+                | Rejection::AmbiguousMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 Rejection::MalformedBody(_)
                 | Rejection::MissingField(_)
                 | Rejection::InvalidField(..) => StatusCode::BAD_REQUEST,

@@ -3,6 +3,7 @@
 pub mod callback;
 pub mod errors;
 pub mod health;
+pub mod held_payload;
 pub mod limits;
 pub mod state;
 

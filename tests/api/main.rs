@@ -3,6 +3,7 @@
 mod callback;
 #[path = "../support/certs.rs"]
 mod certs;
+mod connections;
 mod dedup;
 mod events;
 mod faults;

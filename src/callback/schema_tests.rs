@@ -1,0 +1,114 @@
+//! Whatever the checks accept validates against the event's published schema in `schemas/`:
+//! a property test over every event, every field, and values of every JSON type.
+
+use bytes::Bytes;
+use proptest::prelude::*;
+use serde_json::Value;
+
+use super::event::EventKind;
+use super::policy::CallbackPolicy;
+use super::{body, sample, verify};
+
+const NOW: i64 = 1_499_676_978;
+const SECRET: &str = "secret";
+
+fn schema(kind: EventKind) -> jsonschema::Validator {
+    let path = format!(
+        "{}/schemas/{}.schema.json",
+        env!("CARGO_MANIFEST_DIR"),
+        kind.name()
+    );
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    jsonschema::validator_for(&serde_json::from_str(&text).unwrap()).expect("valid schema")
+}
+
+/// Values of every JSON type, including the edge cases the checks must tell apart.
+fn any_value() -> impl Strategy<Value = Value> {
+    prop::sample::select(vec![
+        "null",
+        "true",
+        "0",
+        "-1",
+        "1.5",
+        "1e2",
+        "18446744073709551616",
+        "\"\"",
+        "\"x\"",
+        "\"+123\"",
+        "\" 123\"",
+        "\"123\"",
+        "\"-5\"",
+        "[]",
+        "[\"a\"]",
+        "[1]",
+        "{}",
+        "{\"a\":1}",
+    ])
+    .prop_map(|text| serde_json::from_str(text).unwrap())
+}
+
+/// Every field a callback of the family can carry, envelope included.
+const FIELDS: &[&str] = &[
+    "appid",
+    "nonce",
+    "timestamp",
+    "call_id",
+    "caller",
+    "user_ids",
+    "create_time",
+    "timeout",
+    "payload",
+    "reason",
+    "user_id",
+    "extend_data",
+    "unknown_extra",
+];
+
+/// Form encoding of a body: lists as repeated names, everything else as its text.
+fn form(body: &Value) -> String {
+    let mut form = form_urlencoded::Serializer::new(String::new());
+    for (name, value) in body.as_object().into_iter().flatten() {
+        match value {
+            Value::Array(items) => items.iter().for_each(|item| {
+                form.append_pair(
+                    name,
+                    &item.as_str().map_or_else(|| item.to_string(), String::from),
+                );
+            }),
+            Value::String(text) => {
+                form.append_pair(name, text);
+            }
+            other => {
+                form.append_pair(name, &other.to_string());
+            }
+        }
+    }
+    form.finish()
+}
+
+proptest! {
+    #[test]
+    fn accepted_callbacks_validate_against_their_schema(
+        kind in prop::sample::select(EventKind::ALL.to_vec()),
+        field in prop::sample::select(FIELDS),
+        value in any_value(),
+        as_form in any::<bool>(),
+    ) {
+        let mut callback = sample::callback(kind, "1", "call-1", NOW, "350176", SECRET);
+        callback[field] = value;
+        sample::sign(&mut callback, SECRET);
+        let (bytes, content_type) = if as_form {
+            (form(&callback), "application/x-www-form-urlencoded")
+        } else {
+            (callback.to_string(), "application/json")
+        };
+        let Ok(decoded) = body::decode(Bytes::from(bytes), Some(content_type)) else {
+            return Ok(());
+        };
+        if let Ok(accepted) = verify(decoded, &CallbackPolicy::with_secret(SECRET), NOW) {
+            let value: Value = serde_json::from_slice(&accepted.value).unwrap();
+            let errors: Vec<String> = schema(kind).iter_errors(&value).map(|e| e.to_string()).collect();
+            prop_assert!(errors.is_empty(), "accepted {value} breaks the {} schema: {errors:?}", kind.name());
+        }
+    }
+}
