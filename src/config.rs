@@ -17,7 +17,9 @@ use crate::publish::settings::{
     option_property, validate_topic, PassThroughOption, MAX_DELIVERY_TIMEOUT_MS,
 };
 use crate::publish::KafkaSettings;
-use crate::routes::limits::{validate_callback_path, HttpLimits, BODY_READ_TIMEOUT};
+use crate::routes::limits::{
+    validate_callback_path, HttpLimits, BODY_READ_TIMEOUT, DEFAULT_MAX_BUFFERED_BYTES,
+};
 use crate::secret::Secret;
 use crate::tls::TlsFiles;
 
@@ -66,6 +68,8 @@ struct RawSettings {
     max_body_bytes: usize,
     #[serde(default = "default_max_in_flight")]
     max_in_flight: usize,
+    #[serde(default = "default_max_buffered_bytes")]
+    max_buffered_bytes: usize,
     #[serde(default = "default_dedup_ttl_secs")]
     dedup_ttl_secs: u64,
     #[serde(default = "default_dedup_capacity")]
@@ -97,6 +101,9 @@ fn default_max_body_bytes() -> usize {
 fn default_max_in_flight() -> usize {
     10_000
 }
+fn default_max_buffered_bytes() -> usize {
+    DEFAULT_MAX_BUFFERED_BYTES
+}
 fn default_dedup_ttl_secs() -> u64 {
     600
 }
@@ -121,6 +128,7 @@ pub const VARIABLES: &[&str] = &[
     "TIMESTAMP_TOLERANCE_SECS",
     "MAX_BODY_BYTES",
     "MAX_IN_FLIGHT",
+    "MAX_BUFFERED_BYTES",
     "DEDUP_TTL_SECS",
     "DEDUP_CAPACITY",
     "UNKNOWN_EVENTS",
@@ -133,6 +141,8 @@ pub const VARIABLE_PREFIXES: &[&str] = &[TOPIC_PREFIX, OPT_PREFIX];
 /// Variables start-up fails without (`--embedded-kafka` supplies `KAFKA_BROKERS` itself).
 pub const REQUIRED_VARIABLES: &[&str] = &["KAFKA_BROKERS", "ZEGO_CALLBACK_SECRET"];
 
+/// tokio's semaphore holds at most `usize::MAX >> 3` permits; one permit is one byte.
+const MAX_SEMAPHORE_PERMITS: u64 = (usize::MAX >> 3) as u64;
 const TOPIC_PREFIX: &str = "KAFKA_TOPIC_";
 const OPT_PREFIX: &str = "KAFKA_OPT_";
 
@@ -163,7 +173,8 @@ impl Settings {
             raw.kafka_delivery_timeout_ms,
             MAX_DELIVERY_TIMEOUT_MS,
         )?;
-        let kafka = KafkaSettings {
+        let mut kafka = KafkaSettings {
+            queue_max_bytes: DEFAULT_MAX_BUFFERED_BYTES,
             brokers,
             topic: raw.kafka_topic,
             topic_overrides: topic_overrides(&vars)?,
@@ -189,7 +200,19 @@ impl Settings {
             max_body_bytes: within("MAX_BODY_BYTES", raw.max_body_bytes as u64, u32::MAX as u64)?
                 as usize,
             body_read_timeout: BODY_READ_TIMEOUT,
+            max_buffered_bytes: within(
+                "MAX_BUFFERED_BYTES",
+                raw.max_buffered_bytes as u64,
+                MAX_SEMAPHORE_PERMITS,
+            )? as usize,
         };
+        if http.max_buffered_bytes < http.max_body_bytes {
+            return Err(ConfigError(format!(
+                "MAX_BUFFERED_BYTES ({}) must be at least MAX_BODY_BYTES ({}): otherwise the largest callback could never be read",
+                http.max_buffered_bytes, http.max_body_bytes
+            )));
+        }
+        kafka.queue_max_bytes = http.max_buffered_bytes;
 
         let tls = match (raw.tls_cert_file, raw.tls_key_file) {
             (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
@@ -325,6 +348,8 @@ mod tests {
         assert_eq!(s.policy.timestamp_tolerance, Some(Duration::from_secs(300)));
         assert_eq!(s.http.max_body_bytes, 65536);
         assert_eq!(s.max_in_flight, 10_000);
+        assert_eq!(s.http.max_buffered_bytes, 16 << 20);
+        assert_eq!(s.kafka.queue_max_bytes, 16 << 20);
         assert_eq!(s.dedup_ttl, Some(Duration::from_secs(600)));
         assert_eq!(s.policy.unknown_events, UnknownEvents::Reject);
         assert!(s.policy.app_ids.is_none());
@@ -351,6 +376,17 @@ mod tests {
         assert!(error_of(&[("MAX_IN_FLIGHT", "0")]).contains("MAX_IN_FLIGHT"));
         assert!(
             error_of(&[("KAFKA_DELIVERY_TIMEOUT_MS", "-1")]).contains("KAFKA_DELIVERY_TIMEOUT_MS")
+        );
+    }
+
+    #[test]
+    fn the_byte_budget_must_hold_the_largest_body() {
+        let err = error_of(&[("MAX_BUFFERED_BYTES", "1000"), ("MAX_BODY_BYTES", "2000")]);
+        assert!(err.contains("MAX_BUFFERED_BYTES"), "{err}");
+        let s = with(&[("MAX_BUFFERED_BYTES", "1048576")]).unwrap();
+        assert_eq!(
+            s.kafka.to_client_config().get("queue.buffering.max.kbytes"),
+            Some("1024")
         );
     }
 

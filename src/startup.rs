@@ -64,7 +64,9 @@ impl Application {
         let drain_timeout = settings.kafka.delivery_timeout + Duration::from_secs(2);
         let port = listener.local_addr()?.port();
         let callback_path = settings.http.callback_path.clone();
+        let buffered = Semaphore::new(settings.http.max_buffered_bytes);
         let state = web::Data::new(AppState {
+            buffered,
             limits: settings.http,
             policy: settings.policy,
             kafka: settings.kafka,

@@ -54,7 +54,8 @@ pub async fn run(embedded_kafka: bool) -> i32 {
             return 2;
         }
     };
-    log::info!(
+    // Said once the producer and the listener exist, so a refused setting is the only line.
+    let serving = format!(
         "zego-kafka-bridge {} on {} path {} -> brokers {} topic {} (options {:?})",
         env!("CARGO_PKG_VERSION"),
         settings.bind_addr,
@@ -70,6 +71,7 @@ pub async fn run(embedded_kafka: bool) -> i32 {
             return 2;
         }
     };
+    log::info!("{serving}");
     // `embedded` lives until here: dropping it stops the embedded broker.
     let served = app.run_until_stopped(shutdown_signal()).await;
     drop(embedded);

@@ -6,8 +6,9 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 /// Why a publish did not end in an ack.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PublishError {
-    /// librdkafka's local queue is full: the bridge is over capacity (503 `overloaded`).
-    #[error("the producer queue is full")]
+    /// The bridge is at capacity: `MAX_IN_FLIGHT`, `MAX_BUFFERED_BYTES`, or librdkafka's local
+    /// queue is full (503 `overloaded`).
+    #[error("the bridge is at capacity; retry later")]
     Overloaded,
     /// Worth a retry: the broker is unreachable, slow, or the producer is being replaced
     /// (503 `broker_unavailable`).

@@ -37,6 +37,9 @@ pub struct KafkaSettings {
     pub topic: String,
     pub topic_overrides: BTreeMap<EventKind, String>,
     pub delivery_timeout: Duration,
+    /// librdkafka's own queue bound (`queue.buffering.max.kbytes`), a backstop behind the
+    /// HTTP side's byte budget: a record whose request went away still sits in the queue.
+    pub queue_max_bytes: usize,
     /// librdkafka properties from `KAFKA_OPT_*`, keyed by dotted name, with the variable each
     /// came from (so an error librdkafka raises about it can name the variable).
     pub options: BTreeMap<String, PassThroughOption>,
@@ -57,6 +60,7 @@ impl KafkaSettings {
             topic: topic.to_string(),
             topic_overrides: BTreeMap::new(),
             delivery_timeout,
+            queue_max_bytes: 16 << 20,
             options: BTreeMap::new(),
         }
     }
@@ -94,7 +98,13 @@ impl KafkaSettings {
             .set("statistics.interval.ms", "5000")
             // librdkafka's default backs off up to 10 s between reconnects; after an outage
             // that would waste ZEGOCLOUD's first retries (2 s, 4 s). Overridable below.
-            .set("reconnect.backoff.max.ms", "1000");
+            .set("reconnect.backoff.max.ms", "1000")
+            // librdkafka's default queue holds up to 1 GiB; past this it answers QueueFull,
+            // which the bridge answers 503 `overloaded`. Overridable below.
+            .set(
+                "queue.buffering.max.kbytes",
+                self.queue_max_bytes.div_ceil(1024).max(1).to_string(),
+            );
         for (name, option) in &self.options {
             config.set(name, option.value.expose());
         }

@@ -8,9 +8,9 @@ use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use serde::Serialize;
+use tokio::sync::SemaphorePermit;
 
 use super::held_payload::HeldPayload;
-use super::limits::HttpLimits;
 use crate::callback::{self, body, Rejection};
 use crate::clock::unix_ms;
 use crate::dedup::{self, Claim};
@@ -77,22 +77,25 @@ async fn handle(
     state: &AppState,
 ) -> (&'static str, Result<Delivered, ApiError>) {
     let received_at_ms = unix_ms();
+    // The byte budget is held from the first byte read until this function returns, i.e.
+    // through verification and the wait for the ack.
     let checked = async {
-        let declared_length = content_length(request)?;
+        let declared_length = content_length(request);
         if declared_length.is_some_and(|len| len > state.limits.max_body_bytes as u64) {
-            return Err(Rejection::BodyTooLarge(state.limits.max_body_bytes));
+            return Err(Rejection::BodyTooLarge(state.limits.max_body_bytes).into());
         }
         let content_type = media_type(request)?;
-        let bytes = read_body(payload, declared_length, &state.limits).await?;
+        let (bytes, budget) = read_body(payload, declared_length, state).await?;
         let decoded = body::decode(bytes, content_type)?;
-        callback::verify(decoded, &state.policy, received_at_ms.div_euclid(1000))
+        let callback = callback::verify(decoded, &state.policy, received_at_ms.div_euclid(1000))?;
+        Ok::<_, ApiError>((callback, budget))
     }
     .await;
-    let callback = match checked {
-        Ok(callback) => callback,
-        Err(rejection) => {
-            log::info!("refused callback: {} ({})", rejection.code(), rejection);
-            return ("unparsed", Err(rejection.into()));
+    let (callback, _budget) = match checked {
+        Ok(checked) => checked,
+        Err(refusal) => {
+            log::info!("refused callback: {} ({})", refusal.code(), refusal);
+            return ("unparsed", Err(refusal));
         }
     };
     let event = callback.kind.map_or("other", |k| k.name());
@@ -152,12 +155,12 @@ async fn deliver(record: &Record, state: &AppState) -> Result<Delivered, ApiErro
 }
 
 /// The declared `Content-Length`, if any (actix has already refused a malformed one).
-fn content_length(request: &HttpRequest) -> Result<Option<u64>, Rejection> {
-    Ok(request
+fn content_length(request: &HttpRequest) -> Option<u64> {
+    request
         .headers()
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok()))
+        .and_then(|v| v.trim().parse::<u64>().ok())
 }
 
 /// The one `Content-Type`, with no `Content-Encoding` the bridge would have to undo.
@@ -181,13 +184,25 @@ fn media_type(request: &HttpRequest) -> Result<Option<&str>, Rejection> {
     Ok(first.and_then(|v| v.to_str().ok()))
 }
 
-/// Reads at most `limits.max_body_bytes` within `limits.body_read_timeout`.
-async fn read_body(
+/// Reads at most `max_body_bytes` within the body timeout, taking a permit of the byte budget
+/// for every byte before it is buffered: past `MAX_BUFFERED_BYTES` the answer is 503
+/// `overloaded`, whatever the framing.
+async fn read_body<'s>(
     payload: &mut web::Payload,
     declared_length: Option<u64>,
-    limits: &HttpLimits,
-) -> Result<Bytes, Rejection> {
+    state: &'s AppState,
+) -> Result<(Bytes, SemaphorePermit<'s>), ApiError> {
+    let limits = &state.limits;
     let limit = limits.max_body_bytes;
+    let over_budget = || {
+        log::warn!("MAX_BUFFERED_BYTES reached: refusing a callback body");
+        ApiError::from(PublishError::Overloaded)
+    };
+    // A declared length is taken whole and up front: nothing is read into memory unaccounted.
+    let mut budget = state
+        .buffered
+        .try_acquire_many(declared_length.unwrap_or(0) as u32)
+        .map_err(|_| over_budget())?;
     let read = async {
         let capacity = declared_length.unwrap_or(1024).min(limit as u64) as usize;
         let mut body = BytesMut::with_capacity(capacity);
@@ -195,13 +210,22 @@ async fn read_body(
             let chunk = chunk
                 .map_err(|e| Rejection::MalformedBody(format!("could not read the body: {e}")))?;
             if body.len() + chunk.len() > limit {
-                return Err(Rejection::BodyTooLarge(limit));
+                return Err(Rejection::BodyTooLarge(limit).into());
+            }
+            let unaccounted = (body.len() + chunk.len()).saturating_sub(budget.num_permits());
+            if unaccounted > 0 {
+                let more = state
+                    .buffered
+                    .try_acquire_many(unaccounted as u32)
+                    .map_err(|_| over_budget())?;
+                budget.merge(more);
             }
             body.extend_from_slice(&chunk);
         }
-        Ok(body.freeze())
+        Ok::<_, ApiError>(body.freeze())
     };
-    tokio::time::timeout(limits.body_read_timeout, read)
+    let body = tokio::time::timeout(limits.body_read_timeout, read)
         .await
-        .map_err(|_| Rejection::BodyTimeout)?
+        .map_err(|_| ApiError::from(Rejection::BodyTimeout))??;
+    Ok((body, budget))
 }

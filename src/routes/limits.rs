@@ -8,6 +8,10 @@ pub const OWN_PATHS: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
 /// A client that has not sent its whole body by then is cut off: slow bodies tie up memory.
 pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// 16 MiB: with each buffered byte costing about four more while it is parsed and copied into
+/// librdkafka, a full budget adds ~80 MB at most (docs/reliability.md has the measurement).
+pub const DEFAULT_MAX_BUFFERED_BYTES: usize = 16 << 20;
+
 /// The route and its request limits.
 #[derive(Debug, Clone)]
 pub struct HttpLimits {
@@ -16,6 +20,9 @@ pub struct HttpLimits {
     /// Larger bodies get 413 (`MAX_BODY_BYTES`).
     pub max_body_bytes: usize,
     pub body_read_timeout: Duration,
+    /// Request bytes held at once, from the first byte read until the answer is sent
+    /// (`MAX_BUFFERED_BYTES`): bodies being read, verified, and awaiting their ack.
+    pub max_buffered_bytes: usize,
 }
 
 impl Default for HttpLimits {
@@ -24,6 +31,7 @@ impl Default for HttpLimits {
             callback_path: "/zego/callback".into(),
             max_body_bytes: 65536,
             body_read_timeout: BODY_READ_TIMEOUT,
+            max_buffered_bytes: DEFAULT_MAX_BUFFERED_BYTES,
         }
     }
 }

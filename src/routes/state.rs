@@ -22,6 +22,8 @@ pub struct AppState {
     pub dedup: Arc<DedupCache>,
     /// One permit a callback awaiting its ack: `MAX_IN_FLIGHT`.
     pub in_flight: Semaphore,
+    /// One permit a byte of request held: `MAX_BUFFERED_BYTES`.
+    pub buffered: Semaphore,
     pub metrics: Arc<Metrics>,
     pub readiness: Readiness,
 }

@@ -274,3 +274,36 @@ async fn unknown_path_and_wrong_method_answer_json() {
     assert_eq!(status, 405);
     assert!(body.contains("method_not_allowed"));
 }
+
+#[actix_web::test]
+async fn service_unavailable_503_overloaded_past_the_byte_budget() {
+    // Room for one 3 KB callback, not two: the first holds its bytes until its slow ack.
+    let app = spawn_app_with(&[
+        ("MAX_BODY_BYTES", "4096"),
+        ("MAX_BUFFERED_BYTES", "5000"),
+        crate::helpers::PATIENT_DELIVERY,
+    ])
+    .await;
+    app.wait_for_readyz(200).await;
+    app.cluster
+        .broker_round_trip_time(1, Duration::from_millis(800))
+        .unwrap();
+    let padding = "x".repeat(3000);
+    let first = signed(json!({"call_id": "first", "extend_data": padding}));
+    let second = signed(json!({"call_id": "second", "extend_data": padding}));
+    let (a, b) = tokio::join!(app.post_json(&first), async {
+        app.wait_for_in_flight().await;
+        app.post_json(&second).await
+    });
+    assert_eq!(a.status, 200, "{a:?}");
+    assert_refused(&b, 503, "overloaded");
+    // The budget comes back with the answer: the retry fits.
+    assert_eq!(app.post_json(&second).await.status, 200);
+    let mut keys: Vec<_> = app
+        .records(TOPIC)
+        .into_iter()
+        .filter_map(|r| r.key)
+        .collect();
+    keys.sort();
+    assert_eq!(keys, ["first", "second"]);
+}
