@@ -2,6 +2,7 @@
 
 pub mod callback;
 pub mod errors;
+pub mod expect;
 pub mod health;
 pub mod held_payload;
 pub mod limits;

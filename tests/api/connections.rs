@@ -173,3 +173,45 @@ async fn an_encoded_body_or_two_content_types_are_refused_with_415() {
         .collect();
     assert_eq!(keys, ["encoded"]);
 }
+
+#[actix_web::test]
+async fn expect_100_continue_checks_the_declared_size_first() {
+    let app = spawn_app().await;
+    let port = port(&app);
+    let too_big = format!("{HEAD}Content-Length: 100000\r\nExpect: 100-continue\r\n\r\n");
+    let answer =
+        tokio::task::spawn_blocking(move || answer_then_closed(port, too_big.into_bytes()))
+            .await
+            .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(!answer.contains("100 Continue"), "{answer}");
+    assert!(answer.contains("body_too_large"), "{answer}");
+
+    // Within the limit, the client is told to continue and its callback lands.
+    let body = serde_json::to_string(&signed(json!({"call_id": "continued"}))).unwrap();
+    let head = format!(
+        "{HEAD}Content-Length: {}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let answer = tokio::task::spawn_blocking(move || {
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        stream.set_read_timeout(Some(WAIT_LIMIT)).unwrap();
+        stream.write_all(head.as_bytes()).unwrap();
+        let mut interim = [0u8; 25];
+        stream.read_exact(&mut interim).unwrap();
+        assert_eq!(&interim, b"HTTP/1.1 100 Continue\r\n\r\n");
+        stream.write_all(body.as_bytes()).unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        answer
+    })
+    .await
+    .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let keys: Vec<_> = app
+        .records(TOPIC)
+        .into_iter()
+        .filter_map(|r| r.key)
+        .collect();
+    assert_eq!(keys, ["continued"]);
+}

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::Server;
-use actix_web::{web, App, HttpServer};
+use actix_web::web;
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
@@ -21,7 +21,8 @@ use crate::metrics::Metrics;
 use crate::publish::Publisher;
 use crate::refusals::{describe, RefusalReport};
 use crate::routes::state::{AppState, Readiness};
-use crate::routes::{callback, errors, health};
+
+mod http_server;
 
 /// How often the broker is asked for metadata, and how long one ask may take.
 const PROBE_INTERVAL: Duration = Duration::from_secs(1);
@@ -63,7 +64,6 @@ impl Application {
             Publisher::new(&settings.kafka, metrics.clone()).map_err(StartupError::Config)?;
         let drain_timeout = settings.kafka.delivery_timeout + Duration::from_secs(2);
         let port = listener.local_addr()?.port();
-        let callback_path = settings.http.callback_path.clone();
         let buffered = Semaphore::new(settings.http.max_buffered_bytes);
         let state = web::Data::new(AppState {
             buffered,
@@ -76,28 +76,7 @@ impl Application {
             metrics,
             readiness: Readiness::default(),
         });
-        let app_state = state.clone();
-        let server = HttpServer::new(move || {
-            App::new()
-                .app_data(app_state.clone())
-                .route("/healthz", web::get().to(health::healthz))
-                .route("/readyz", web::get().to(health::readyz))
-                .route("/metrics", web::get().to(health::metrics))
-                .service(
-                    web::resource(callback_path.as_str())
-                        .route(web::post().to(callback::receive))
-                        .default_service(web::to(errors::method_not_allowed)),
-                )
-                .default_service(web::to(errors::not_found))
-        })
-        // Signals are ours (see `run_until_stopped`): readiness must drop before the drain.
-        .disable_signals()
-        .shutdown_timeout(drain_timeout.as_secs());
-        let server = match tls {
-            Some(tls) => server.listen_rustls_0_23(listener, tls)?,
-            None => server.listen(listener)?,
-        }
-        .run();
+        let server = http_server::serve(listener, tls, state.clone(), drain_timeout)?;
         Ok(Application {
             server,
             port,

@@ -1,0 +1,41 @@
+//! `Expect: 100-continue`: the size check runs before the client is told to send its body.
+//!
+//! actix-http writes `100 Continue` before the request reaches a handler, so a client declaring
+//! a body over `MAX_BODY_BYTES` would be invited to send it only to get 413 afterwards. This
+//! check runs where actix-http asks whether to continue.
+
+use actix_http::{HttpMessage, Request, Response};
+use actix_web::body::BoxBody;
+use actix_web::http::header::CONTENT_LENGTH;
+use actix_web::ResponseError;
+
+use super::{ApiError, AppState};
+use crate::callback::Rejection;
+
+/// The request, to continue with; or the contract's 413, sent instead of `100 Continue`.
+pub fn continue_or_refuse(
+    state: &AppState,
+    request: Request,
+) -> Result<Request, Response<BoxBody>> {
+    let declared = request
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let limit = state.limits.max_body_bytes;
+    let is_callback = request.path() == state.limits.callback_path;
+    if is_callback && declared.is_some_and(|len| len > limit as u64) {
+        let refusal = ApiError::from(Rejection::BodyTooLarge(limit));
+        log::info!(
+            "refused callback before 100 Continue: {} ({refusal})",
+            refusal.code()
+        );
+        state
+            .metrics
+            .callbacks
+            .with_label_values(&["unparsed", "413", refusal.code()])
+            .inc();
+        return Err(refusal.error_response().into());
+    }
+    Ok(request)
+}

@@ -1,0 +1,89 @@
+//! The HTTP server on a listener: the actix-web app served through actix-http and
+//! actix-server directly, as actix-web's own `HttpServer` does, because only there can an
+//! `Expect: 100-continue` request be answered before `100 Continue` (see `routes::expect`).
+//! The timeouts are `HttpServer`'s defaults.
+
+use std::net::TcpListener;
+use std::time::Duration;
+
+use actix_http::{HttpService, Request};
+use actix_server::Server;
+use actix_service::{fn_service, map_config};
+use actix_web::dev::AppConfig;
+use actix_web::{web, App};
+use rustls::ServerConfig;
+
+use crate::routes::{callback, errors, expect, health, AppState};
+
+/// How long a client may take to send its request head.
+const CLIENT_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a connection lingers after its answer before it is closed.
+const CLIENT_DISCONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Binds the app to `listener` (over TLS when `tls` is given) and starts it. `drain_timeout`
+/// bounds how long in-flight requests get once the server is told to stop.
+pub fn serve(
+    listener: TcpListener,
+    tls: Option<ServerConfig>,
+    state: web::Data<AppState>,
+    drain_timeout: Duration,
+) -> std::io::Result<Server> {
+    // Signals are ours (see `Application::run_until_stopped`): readiness drops before the drain.
+    let builder = Server::build()
+        .disable_signals()
+        .shutdown_timeout(drain_timeout.as_secs());
+    // Tells keep-alive connections to close once the stop begins, instead of idling it out.
+    let stopping = builder.graceful_shutdown_signal();
+    // The same service either way; only the transport differs, and its type with it.
+    macro_rules! http_service {
+        () => {{
+            let stopping = stopping.clone();
+            let expect_state = state.clone();
+            HttpService::build()
+                .client_request_timeout(CLIENT_REQUEST_TIMEOUT)
+                .client_disconnect_timeout(CLIENT_DISCONNECT_TIMEOUT)
+                .graceful_shutdown_signal(move || {
+                    let stopping = stopping.clone();
+                    async move { stopping.notified().await }
+                })
+                .expect(fn_service(move |request: Request| {
+                    let checked = expect::continue_or_refuse(&expect_state, request);
+                    async move { checked }
+                }))
+                .finish(map_config(app(state.clone()), |_| AppConfig::default()))
+        }};
+    }
+    let builder = match tls {
+        Some(tls) => builder.listen("zego-kafka-bridge-https", listener, move || {
+            http_service!().rustls_0_23(tls.clone())
+        })?,
+        None => builder.listen("zego-kafka-bridge", listener, move || http_service!().tcp())?,
+    };
+    Ok(builder.run())
+}
+
+/// The routes: health, readiness, metrics, the callback path, and JSON for everything else.
+fn app(
+    state: web::Data<AppState>,
+) -> App<
+    impl actix_service::ServiceFactory<
+        actix_web::dev::ServiceRequest,
+        Config = (),
+        Response = actix_web::dev::ServiceResponse,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let callback_path = state.limits.callback_path.clone();
+    App::new()
+        .app_data(state)
+        .route("/healthz", web::get().to(health::healthz))
+        .route("/readyz", web::get().to(health::readyz))
+        .route("/metrics", web::get().to(health::metrics))
+        .service(
+            web::resource(callback_path.as_str())
+                .route(web::post().to(callback::receive))
+                .default_service(web::to(errors::method_not_allowed)),
+        )
+        .default_service(web::to(errors::not_found))
+}
