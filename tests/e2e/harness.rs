@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
@@ -555,6 +555,31 @@ pub fn assert_well_formed(record: &Record) {
         record.headers.get("zego-callback-id"),
         Some(&expected_callback_id(v))
     );
+    let event = v["event"].as_str().unwrap_or_default();
+    let errors: Vec<String> = schema(event)
+        .iter_errors(v)
+        .map(|e| e.to_string())
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{event} record {v} breaks schemas/{event}.schema.json: {errors:?}"
+    );
+}
+
+/// The published schema of `event` (from `schemas/`), loaded once.
+fn schema(event: &str) -> &'static jsonschema::Validator {
+    static SCHEMAS: OnceLock<Mutex<BTreeMap<String, &'static jsonschema::Validator>>> =
+        OnceLock::new();
+    let mut schemas = SCHEMAS.get_or_init(Default::default).lock().unwrap();
+    schemas.entry(event.to_string()).or_insert_with(|| {
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("schemas/{event}.schema.json"));
+        let text =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        Box::leak(Box::new(
+            jsonschema::validator_for(&serde_json::from_str(&text).unwrap()).expect("valid schema"),
+        ))
+    })
 }
 
 /// Where each callback, by (call_id, event), got its 200s.

@@ -2,6 +2,7 @@
 //! read back by an independent client. Run with `cargo test --features e2e` (needs tansu and
 //! Python confluent-kafka: `.ci/run` installs both).
 
+mod attacks;
 #[path = "../support/certs.rs"]
 mod certs;
 mod harness;
@@ -83,7 +84,7 @@ fn spawn_paced_load(
 }
 
 /// tansu behind a forwarder, the bridge in front, topic created, bridge ready.
-async fn stack(
+pub async fn stack(
     name: &str,
     bridge_env: &[(&str, &str)],
 ) -> (std::path::PathBuf, Tansu, Forwarder, Bridge) {
