@@ -91,6 +91,44 @@ pub fn unique_topic(prefix: &str) -> String {
     )
 }
 
+/// One fuzz input through the body decoder and the checks after it, as the cargo-fuzz target
+/// and the stable fuzz loop both run it: the first byte picks the media type and the unknown-
+/// event policy, the rest is the body. Panics only if the bridge would.
+pub fn fuzz_decode_and_verify(data: &[u8]) {
+    use crate::callback::policy::{CallbackPolicy, UnknownEvents};
+    use crate::callback::{body, verify};
+
+    let Some((&selector, rest)) = data.split_first() else {
+        return;
+    };
+    let content_type = if selector & 1 == 0 {
+        "application/json"
+    } else {
+        "application/x-www-form-urlencoded"
+    };
+    let Ok(decoded) = body::decode(bytes::Bytes::copy_from_slice(rest), Some(content_type)) else {
+        return;
+    };
+    let mut policy = CallbackPolicy::with_secret(SECRET);
+    if selector & 2 != 0 {
+        policy.unknown_events = UnknownEvents::Forward;
+    }
+    // Verify against the body's own timestamp when it has one, so signed inputs get past
+    // the window and exercise the field checks.
+    let now = decoded
+        .fields
+        .get("timestamp")
+        .and_then(|t| t.as_i64().or_else(|| t.as_str()?.parse().ok()))
+        .unwrap_or(0);
+    if let Ok(callback) = verify(decoded, &policy, now) {
+        assert_eq!(callback.id.len(), 40, "a callback id is 40 hex digits");
+        assert!(
+            callback.kind.is_none() || callback.call_id.as_deref().is_some_and(|c| !c.is_empty()),
+            "a family event always has a call_id"
+        );
+    }
+}
+
 /// One hostile body and the contract's error code it must get (never a record).
 pub struct HostileBody {
     pub name: &'static str,

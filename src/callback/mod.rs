@@ -209,6 +209,8 @@ fn call_id(fields: &Map<String, Value>, required: bool) -> Result<Option<String>
 }
 
 #[cfg(test)]
+mod fuzz_tests;
+#[cfg(test)]
 mod hostile_tests;
 #[cfg(test)]
 mod schema_tests;

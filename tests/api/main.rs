@@ -9,4 +9,5 @@ mod events;
 mod faults;
 mod helpers;
 mod hostile;
+mod http_fuzz;
 mod operations;
