@@ -135,6 +135,7 @@ pub const VARIABLES: &[&str] = &[
     "TLS_CERT_FILE",
     "TLS_KEY_FILE",
     "RUST_LOG",
+    "LOG_FORMAT",
 ];
 /// Variable families: any name with these prefixes is read too.
 pub const VARIABLE_PREFIXES: &[&str] = &[TOPIC_PREFIX, OPT_PREFIX];

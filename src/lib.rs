@@ -11,6 +11,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod dedup;
+pub mod kafka_log;
 pub mod logging;
 pub mod metrics;
 pub mod publish;

@@ -1,11 +1,45 @@
-//! The process logger: `RUST_LOG` is checked before anything is logged, so a filter that would
+//! The process logger, as text or JSON lines (`LOG_FORMAT`): `RUST_LOG` is checked before anything is logged, so a filter that would
 //! hide every line cannot also hide the start-up error that explains it.
 
-/// Installs the logger from `RUST_LOG` (default `info`), or says why `RUST_LOG` is invalid.
+/// How log lines are written (`LOG_FORMAT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// env_logger's text: `[time LEVEL target] message`.
+    Text,
+    /// One JSON object a line: `ts`, `level`, `target`, `message`.
+    Json,
+}
+
+impl LogFormat {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "" | "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            other => Err(format!("LOG_FORMAT must be text or json, got {other:?}")),
+        }
+    }
+}
+
+/// Installs the logger from `RUST_LOG` (default `info`) and `LOG_FORMAT` (default `text`), or
+/// says which of them is invalid.
 pub fn init() -> Result<(), String> {
     let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into());
     validate_filter(&filter)?;
-    env_logger::Builder::new().parse_filters(&filter).init();
+    let format = LogFormat::parse(&std::env::var("LOG_FORMAT").unwrap_or_default())?;
+    let mut builder = env_logger::Builder::new();
+    builder.parse_filters(&filter);
+    if format == LogFormat::Json {
+        builder.format(|out, record| {
+            let line = serde_json::json!({
+                "ts": out.timestamp_millis().to_string(),
+                "level": record.level().as_str(),
+                "target": record.target(),
+                "message": record.args().to_string(),
+            });
+            writeln!(out, "{line}")
+        });
+    }
+    builder.init();
     Ok(())
 }
 
@@ -37,9 +71,18 @@ pub fn validate_filter(filter: &str) -> Result<(), String> {
     Ok(())
 }
 
+use std::io::Write;
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_formats() {
+        assert_eq!(LogFormat::parse("json"), Ok(LogFormat::Json));
+        assert_eq!(LogFormat::parse(""), Ok(LogFormat::Text));
+        assert!(LogFormat::parse("xml").unwrap_err().contains("LOG_FORMAT"));
+    }
 
     #[test]
     fn invalid_filters_are_named_and_valid_ones_pass() {

@@ -19,6 +19,9 @@ async fn main() {
         Some(Command::Simulate(args)) => cli::simulate::run(args).await,
         Some(Command::Tail(args)) => cli::tail::run(args).await,
         Some(Command::Healthcheck(args)) => cli::healthcheck::run(args).await,
+        Some(Command::Sign(args)) => cli::signing::sign(args),
+        Some(Command::Verify(args)) => cli::signing::check(args),
+        Some(Command::Completions { shell }) => cli::completions(shell),
     };
     std::process::exit(code);
 }

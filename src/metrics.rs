@@ -29,7 +29,13 @@ pub struct Metrics {
     pub kafka_queue_bytes: IntGauge,
     /// Callback ids remembered by the dedupe cache.
     pub dedup_entries: IntGauge,
+    /// Verified callbacks by which configured secret signed them (`secret`: its position in
+    /// `ZEGO_CALLBACK_SECRET`, from 1): when the old one's count stops growing, it can go.
+    pub signed_with: IntCounterVec,
 }
+
+/// Position labels for `signed_with`, so no label string is made per request.
+const SECRET_POSITIONS: [&str; 9] = ["1", "2", "3", "4", "5", "6", "7", "8", "9+"];
 
 /// Buckets from 0.5 ms to 10 s: an ack on loopback takes ~1 ms, a timeout 5 s.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -89,6 +95,14 @@ impl Metrics {
             "Callback ids held by the dedupe cache",
         )
         .expect("valid metric");
+        let signed_with = IntCounterVec::new(
+            Opts::new(
+                "zego_signature_secret_total",
+                "Verified callbacks by the position of the secret that signed them",
+            ),
+            &["secret"],
+        )
+        .expect("valid metric");
         let build_info = IntGaugeVec::new(
             Opts::new("zego_build_info", "Build information; always 1"),
             &["version", "librdkafka"],
@@ -111,6 +125,7 @@ impl Metrics {
             Box::new(kafka_queue_messages.clone()),
             Box::new(kafka_queue_bytes.clone()),
             Box::new(dedup_entries.clone()),
+            Box::new(signed_with.clone()),
             Box::new(build_info),
         ];
         for collector in collectors {
@@ -129,7 +144,14 @@ impl Metrics {
             kafka_queue_messages,
             kafka_queue_bytes,
             dedup_entries,
+            signed_with,
         }
+    }
+
+    /// Counts a callback verified with the secret at `position` (from 1).
+    pub fn signed_with_secret(&self, position: usize) {
+        let label = SECRET_POSITIONS[position.clamp(1, SECRET_POSITIONS.len()) - 1];
+        self.signed_with.with_label_values(&[label]).inc();
     }
 
     /// Callbacks answered non-200 since start, by error code: summed from `zego_callbacks_total`,

@@ -7,7 +7,15 @@ use std::path::Path;
 /// Layers from the bottom: a module may use its own layer's leaves only if listed lower.
 const LAYERS: &[&[&str]] = &[
     // Leaves: no crate imports.
-    &["secret", "clock", "metrics", "logging", "refusals", "tls"],
+    &[
+        "secret",
+        "clock",
+        "metrics",
+        "logging",
+        "refusals",
+        "tls",
+        "kafka_log",
+    ],
     // bytes → verified callback
     &["callback"],
     // verified callback → record → ack

@@ -167,3 +167,380 @@ fn healthcheck_speaks_https_to_a_bridge_serving_it() {
     let plain = run(&["healthcheck"], &[("BIND_ADDR", addr.as_str())]);
     assert_eq!(plain.status.code(), Some(1));
 }
+
+/// A bridge serving with its embedded Kafka on a free port; its broker address read from its
+/// log (the `tail --brokers` hint).
+struct EmbeddedBridge {
+    _process: Running,
+    addr: String,
+    brokers: String,
+}
+
+fn embedded_bridge(name: &str, extra: &[(&str, &str)]) -> EmbeddedBridge {
+    let dir = work_dir(name);
+    let log = dir.join("bridge.log");
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut vars = vec![
+        ("ZEGO_CALLBACK_SECRET", "s3cret"),
+        ("BIND_ADDR", addr.as_str()),
+    ];
+    vars.extend_from_slice(extra);
+    let process = Running(
+        bridge(&["--embedded-kafka"], &vars)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let brokers = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let hint = text.lines().find_map(|l| l.split("mock Kafka at ").nth(1));
+        if let Some(rest) = hint {
+            break rest.split(';').next().unwrap().trim().to_string();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no broker hint in the log: {text}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let bridge = EmbeddedBridge {
+        _process: process,
+        addr,
+        brokers,
+    };
+    // Ready: a healthcheck passes.
+    while !run(&["healthcheck"], &[("BIND_ADDR", bridge.addr.as_str())])
+        .status
+        .success()
+    {
+        assert!(Instant::now() < deadline, "the bridge never became healthy");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    bridge
+}
+
+impl EmbeddedBridge {
+    fn simulate(&self, args: &[&str]) -> Output {
+        let mut all = vec!["simulate", "--schedule", "0.2,0.2"];
+        all.extend_from_slice(args);
+        run(
+            &all,
+            &[
+                ("BIND_ADDR", self.addr.as_str()),
+                ("ZEGO_CALLBACK_SECRET", "s3cret"),
+            ],
+        )
+    }
+
+    fn tail(&self, args: &[&str]) -> Output {
+        let mut all = vec![
+            "tail",
+            "--brokers",
+            self.brokers.as_str(),
+            "--broker-timeout-secs",
+            "30",
+        ];
+        all.extend_from_slice(args);
+        run(&all, &[])
+    }
+}
+
+/// Runs `command | head -n lines` in bash with pipefail: the exit status is the tool's.
+fn piped_into_head(command: &str, lines: usize) -> Output {
+    Command::new("bash")
+        .args([
+            "-o",
+            "pipefail",
+            "-c",
+            &format!("{command} | head -n {lines}"),
+        ])
+        .output()
+        .unwrap()
+}
+
+fn text(output: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn tools_piped_into_head_exit_quietly() {
+    let bridge = embedded_bridge("cli-pipes", &[("RUST_LOG", "warn")]);
+    assert!(bridge
+        .simulate(&["--count", "300", "--concurrency", "8", "--quiet"])
+        .status
+        .success());
+    let tail = format!("{BIN} tail --brokers {} --exit-at-end", bridge.brokers);
+    let (stdout, stderr) = text(&piped_into_head(&tail, 3));
+    assert_eq!(stdout.lines().count(), 3);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let simulate = format!(
+        "BIND_ADDR={} ZEGO_CALLBACK_SECRET=s3cret {BIN} simulate --count 300 --event family",
+        bridge.addr
+    );
+    let output = piped_into_head(&simulate, 2);
+    let (stdout, stderr) = text(&output);
+    assert_eq!(stdout.lines().count(), 2);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "stopped early, so not everything was sent: {stderr}"
+    );
+}
+
+#[test]
+fn tail_reads_at_once_filters_and_speaks_json() {
+    let bridge = embedded_bridge("cli-tail", &[("RUST_LOG", "warn")]);
+    assert!(bridge
+        .simulate(&["--event", "family", "--count", "3", "--call-id", "c"])
+        .status
+        .success());
+    // Reading starts at assignment: an idle limit shorter than a group join still prints.
+    let (stdout, stderr) = text(&bridge.tail(&["--idle-exit-secs", "3", "--format", "json"]));
+    let records: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object a line"))
+        .collect();
+    assert_eq!(records.len(), 15, "{stderr}");
+    assert!(records
+        .iter()
+        .all(|r| r["value"].is_object() && r["headers"]["zego-callback-id"].is_string()));
+    let (stdout, _) = text(&bridge.tail(&[
+        "--exit-at-end",
+        "--event",
+        "call_accept",
+        "--format",
+        "json",
+    ]));
+    assert_eq!(stdout.lines().count(), 3);
+    let (stdout, _) = text(&bridge.tail(&["--exit-at-end", "--call-id", "c-1"]));
+    assert_eq!(stdout.lines().filter(|l| l.contains(" key=c-1")).count(), 5);
+    assert!(stdout.lines().all(|l| !l.contains(" key=c-0")));
+    // Nothing there: said so.
+    let (_, stderr) = text(&bridge.tail(&["--exit-at-end", "--call-id", "nobody"]));
+    assert!(stderr.contains("nothing read"), "{stderr}");
+}
+
+#[test]
+fn tail_without_a_broker_gives_up_with_few_lines() {
+    let started = Instant::now();
+    let output = run(
+        &[
+            "tail",
+            "--brokers",
+            "127.0.0.1:1",
+            "--broker-timeout-secs",
+            "3",
+            "--idle-exit-secs",
+            "3",
+        ],
+        &[],
+    );
+    let (_, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("no broker at 127.0.0.1:1"), "{stderr}");
+    assert!(
+        stderr.lines().count() < 10,
+        "{} lines: {stderr}",
+        stderr.lines().count()
+    );
+    assert!(started.elapsed() < Duration::from_secs(60));
+}
+
+#[test]
+fn simulate_explains_refusals_instead_of_retrying_them() {
+    let nothing = format!("127.0.0.1:{}", free_port());
+    let output = run(
+        &["simulate", "--schedule", "0.1"],
+        &[
+            ("BIND_ADDR", nothing.as_str()),
+            ("ZEGO_CALLBACK_SECRET", "s"),
+        ],
+    );
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stdout.contains(&format!(
+            "connection refused: is the bridge listening on {nothing}?"
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("simulate: 1 callbacks, 0 answered 200"),
+        "{stderr}"
+    );
+
+    let bridge = embedded_bridge("cli-refusals", &[("RUST_LOG", "warn")]);
+    let wrong = run(
+        &["simulate", "--jsonl"],
+        &[
+            ("BIND_ADDR", bridge.addr.as_str()),
+            ("ZEGO_CALLBACK_SECRET", "not-it"),
+        ],
+    );
+    let (stdout, stderr) = text(&wrong);
+    assert_eq!(wrong.status.code(), Some(1));
+    assert_eq!(stdout.lines().count(), 1, "a 401 is not retried: {stdout}");
+    let attempt: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(
+        attempt["answer"]["error"], "invalid_signature",
+        "the answer is embedded as JSON"
+    );
+    assert!(
+        stderr.contains("--secret must match the bridge's ZEGO_CALLBACK_SECRET"),
+        "{stderr}"
+    );
+    // Empty secrets are refused before anything is sent.
+    let empty = run(&["simulate", "--secret", " "], &[]);
+    assert_eq!(empty.status.code(), Some(2));
+}
+
+#[test]
+fn simulate_sets_fields_and_the_summary_counts_duplicates() {
+    let bridge = embedded_bridge("cli-set", &[("RUST_LOG", "warn")]);
+    let dir = work_dir("cli-set-data");
+    let data = dir.join("data.json");
+    std::fs::write(&data, r#"{"extend_data": "from a file", "room": 7}"#).unwrap();
+    let at_data = format!("@{}", data.display());
+    let output = bridge.simulate(&[
+        "--set",
+        "user_id=bob",
+        "--data",
+        &at_data,
+        "--call-id",
+        "set-1",
+    ]);
+    assert!(output.status.success(), "{:?}", text(&output));
+    let again = bridge.simulate(&[
+        "--set",
+        "user_id=bob",
+        "--data",
+        &at_data,
+        "--call-id",
+        "set-1",
+    ]);
+    let (_, stderr) = text(&again);
+    assert!(stderr.contains("1 answered 200 (1 duplicates)"), "{stderr}");
+    assert!(stderr.contains("latency p50"), "{stderr}");
+    let (stdout, _) =
+        text(&bridge.tail(&["--exit-at-end", "--format", "json", "--call-id", "set-1"]));
+    let record: serde_json::Value = serde_json::from_str(stdout.lines().next().unwrap()).unwrap();
+    assert_eq!(record["value"]["user_id"], "bob");
+    assert_eq!(record["value"]["extend_data"], "from a file");
+    assert_eq!(record["value"]["room"], 7);
+}
+
+#[test]
+fn sign_and_verify_agree_and_name_the_secret() {
+    let output = run(
+        &[
+            "sign",
+            "--secret",
+            "new",
+            "--timestamp",
+            "1499676978",
+            "--nonce",
+            "350176",
+        ],
+        &[],
+    );
+    let signature = String::from_utf8_lossy(&output.stdout).trim().to_string();
+    assert_eq!(signature.len(), 40);
+    let body = format!(
+        r#"{{"appid":"1","event":"call_accept","nonce":"350176","timestamp":1499676978,"signature":"{signature}","call_id":"c","user_id":"u"}}"#
+    );
+    let valid = run(&["verify", "--secret", "old,new", "--data", &body], &[]);
+    let (stdout, _) = text(&valid);
+    assert_eq!(valid.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("signed with secret 2 of 2"), "{stdout}");
+    let tampered = body.replace("350176", "350177");
+    let invalid = run(&["verify", "--secret", "old,new", "--data", &tampered], &[]);
+    assert_eq!(invalid.status.code(), Some(1));
+    assert!(text(&invalid).0.contains("invalid_signature"));
+}
+
+#[test]
+fn completions_and_a_consistent_command_line() {
+    let bash = run(&["completions", "bash"], &[]);
+    assert!(bash.status.success());
+    let script = text(&bash).0;
+    assert!(
+        script.contains("complete -F") && script.contains("zego-kafka-bridge"),
+        "{script}"
+    );
+    // Into a pipe whose reader is already gone (it exits before the script is written).
+    let closed = Command::new("bash")
+        .args([
+            "-o",
+            "pipefail",
+            "-c",
+            &format!("{{ sleep 1; {BIN} completions zsh; }} | true"),
+        ])
+        .output()
+        .unwrap();
+    let (_, stderr) = text(&closed);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(closed.status.code(), Some(0), "{stderr}");
+    // --embedded-kafka belongs to serving only.
+    let tail = run(&["tail", "--embedded-kafka", "--brokers", "x"], &[]);
+    assert_eq!(tail.status.code(), Some(2));
+    // Every option says what it is for.
+    for sub in ["serve", "simulate", "tail", "healthcheck", "sign", "verify"] {
+        let help = text(&run(&[sub, "--help"], &[])).0;
+        let undescribed: Vec<&str> = help
+            .lines()
+            .filter(|l| {
+                l.trim_start().starts_with("--") && !l.contains("  ") && !l.contains("--help")
+            })
+            .collect();
+        assert!(
+            undescribed.is_empty(),
+            "{sub}: options without a description: {undescribed:?}"
+        );
+    }
+}
+
+#[test]
+fn json_logs_are_one_object_a_line() {
+    let dir = work_dir("cli-json-logs");
+    let log = dir.join("bridge.log");
+    let addr = format!("127.0.0.1:{}", free_port());
+    let _bridge = Running(
+        bridge(
+            &["--embedded-kafka"],
+            &[
+                ("ZEGO_CALLBACK_SECRET", "s"),
+                ("BIND_ADDR", addr.as_str()),
+                ("LOG_FORMAT", "json"),
+            ],
+        )
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !run(&["healthcheck"], &[("BIND_ADDR", addr.as_str())])
+        .status
+        .success()
+    {
+        assert!(Instant::now() < deadline, "the bridge never became healthy");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.lines().count() >= 2, "{text}");
+    for line in text.lines() {
+        let entry: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(
+            entry["level"].is_string() && entry["message"].is_string(),
+            "{line}"
+        );
+    }
+    assert_refused_naming(&valid_with(&[("LOG_FORMAT", "xml")]), "LOG_FORMAT");
+}

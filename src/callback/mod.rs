@@ -77,6 +77,8 @@ pub struct Callback {
     pub call_id: Option<String>,
     /// `zego-callback-id`: the same for every retry of this callback.
     pub id: String,
+    /// Which configured secret signed it, counted from 1: tells when an old one can go.
+    pub secret: usize,
     /// The record value: the JSON as sent, or the decoded fields as a JSON object.
     pub value: Bytes,
 }
@@ -95,9 +97,11 @@ pub fn verify(body: DecodedBody, policy: &CallbackPolicy, now: i64) -> Result<Ca
         .get("signature")
         .and_then(Value::as_str)
         .unwrap_or_default();
-    if !signature::verify(&policy.secrets, &timestamp_text, &nonce, signature) {
+    let Some(secret) =
+        signature::matching_secret(&policy.secrets, &timestamp_text, &nonce, signature)
+    else {
         return Err(Rejection::InvalidSignature);
-    }
+    };
     if let Some(tolerance) = policy.timestamp_tolerance {
         if now.abs_diff(timestamp) > tolerance.as_secs() {
             return Err(Rejection::StaleTimestamp);
@@ -143,6 +147,7 @@ pub fn verify(body: DecodedBody, policy: &CallbackPolicy, now: i64) -> Result<Ca
         appid,
         call_id,
         id,
+        secret,
         value,
     })
 }

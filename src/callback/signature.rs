@@ -18,14 +18,28 @@ pub fn sign(secret: &str, timestamp: &str, nonce: &str) -> String {
 }
 
 /// True when `signature` matches any configured secret (several during a rotation).
+pub fn verify(secrets: &[Secret], timestamp: &str, nonce: &str, signature: &str) -> bool {
+    matching_secret(secrets, timestamp, nonce, signature).is_some()
+}
+
+/// Which secret signed it, counted from 1 in the configured order; `None` when none did.
 ///
 /// Every secret is checked, whatever matched first, and each comparison is constant-time,
-/// so the answer time says nothing about how close a guess was or which secret matched.
-pub fn verify(secrets: &[Secret], timestamp: &str, nonce: &str, signature: &str) -> bool {
-    secrets.iter().fold(false, |matched, secret| {
-        let expected = sign(secret.expose(), timestamp, nonce);
-        matched | bool::from(expected.as_bytes().ct_eq(signature.as_bytes()))
-    })
+/// so the answer time says nothing about how close a guess was.
+pub fn matching_secret(
+    secrets: &[Secret],
+    timestamp: &str,
+    nonce: &str,
+    signature: &str,
+) -> Option<usize> {
+    secrets
+        .iter()
+        .enumerate()
+        .fold(None, |matched, (position, secret)| {
+            let expected = sign(secret.expose(), timestamp, nonce);
+            let this = bool::from(expected.as_bytes().ct_eq(signature.as_bytes()));
+            matched.or(this.then_some(position + 1))
+        })
 }
 
 #[cfg(test)]
@@ -85,6 +99,16 @@ mod tests {
             "350176",
             KNOWN_ANSWER
         ));
+    }
+
+    #[test]
+    fn the_matching_secret_of_a_rotation_is_named() {
+        let s = secrets(&["old", "secret"]);
+        assert_eq!(
+            matching_secret(&s, "1499676978", "350176", KNOWN_ANSWER),
+            Some(2)
+        );
+        assert_eq!(matching_secret(&s, "1499676978", "350176", "0"), None);
     }
 
     #[test]

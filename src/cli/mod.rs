@@ -1,21 +1,26 @@
-//! The command line: serve (default), `simulate`, `tail`, `healthcheck`.
+//! The command line: serve (default), `simulate`, `tail`, `healthcheck`, `sign`, `verify`,
+//! `completions`.
 
 pub mod healthcheck;
+pub mod output;
 pub mod serve;
+pub mod signing;
 pub mod simulate;
 pub mod tail;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
+use clap_complete::Shell;
 
 #[derive(Parser, Debug)]
 #[command(
     name = "zego-kafka-bridge",
     version,
-    about = "ZEGOCLOUD call callbacks into Kafka, 200 only after the broker's ack"
+    about = "ZEGOCLOUD callbacks into Kafka, answering 200 only after the broker's ack",
+    after_help = "Configured through environment variables: see the README. Without a subcommand it serves."
 )]
 pub struct Cli {
-    /// Run against an in-process mock Kafka cluster (keeps nothing; for trying it out).
-    #[arg(long, global = true)]
+    /// Serve against an in-process mock Kafka (keeps nothing; for trying it out).
+    #[arg(long)]
     pub embedded_kafka: bool,
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -25,13 +30,36 @@ pub struct Cli {
 pub enum Command {
     /// Serve callbacks (the default when no subcommand is given).
     Serve {
+        /// Serve against an in-process mock Kafka (keeps nothing; for trying it out).
         #[arg(long)]
         embedded_kafka: bool,
     },
     /// Send correctly signed callbacks, retrying like ZEGOCLOUD.
     Simulate(simulate::SimulateArgs),
-    /// Print each record of a topic: key, headers, value.
+    /// Print the records of a topic: key, headers, value.
     Tail(tail::TailArgs),
     /// GET /healthz on the configured address; exit 0 when healthy (for container healthchecks).
     Healthcheck(healthcheck::HealthcheckArgs),
+    /// Print the signature ZEGOCLOUD would send for a timestamp and nonce.
+    Sign(signing::SignArgs),
+    /// Check a callback body the way the bridge does: which secret signed it, or why it is refused.
+    Verify(signing::VerifyArgs),
+    /// Print a shell completion script: `zego-kafka-bridge completions bash > /etc/bash_completion.d/zego-kafka-bridge`.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: Shell,
+    },
+}
+
+/// Writes the completion script for `shell` to stdout (quietly stopping if stdout closes).
+pub fn completions(shell: Shell) -> i32 {
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "zego-kafka-bridge", &mut script);
+    let mut stdout = output::Stdout::default();
+    for line in String::from_utf8_lossy(&script).lines() {
+        if stdout.line(line).is_closed() {
+            break;
+        }
+    }
+    0
 }

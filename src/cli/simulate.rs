@@ -1,32 +1,50 @@
 //! `simulate`: sends correctly signed callbacks like ZEGOCLOUD does, retrying non-2xx answers
 //! on its 2/4/8/16/32 s schedule with a fresh nonce, timestamp and signature each attempt.
+//! Answers no retry can fix (400, 401, 403, 404, …) end a callback at once unless
+//! `--retry-all`; Ctrl-C prints the summary so far; a closed stdout ends it quietly.
 
+use std::io::IsTerminal;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use clap::Args;
 use futures_util::StreamExt;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
+use super::output::{Stdout, Written};
 use crate::callback::event::EventKind;
 use crate::callback::sample;
 use crate::clock::unix_ms;
 
 #[derive(Args, Debug, Clone)]
 pub struct SimulateArgs {
-    /// Where the bridge listens for callbacks.
-    #[arg(long, default_value = "http://127.0.0.1:8080/zego/callback")]
-    pub url: String,
-    /// Callback secret (the first of a comma-separated list is used).
-    #[arg(long, env = "ZEGO_CALLBACK_SECRET", hide_env_values = true)]
+    /// Where the bridge takes callbacks [default: from BIND_ADDR and CALLBACK_PATH, else
+    /// http://127.0.0.1:8080/zego/callback].
+    #[arg(long)]
+    pub url: Option<String>,
+    #[arg(long, env = "BIND_ADDR", default_value = "0.0.0.0:8080", hide = true)]
+    pub bind_addr: String,
+    #[arg(
+        long,
+        env = "CALLBACK_PATH",
+        default_value = "/zego/callback",
+        hide = true
+    )]
+    pub callback_path: String,
+    /// The bridge's callback secret, ZEGO_CALLBACK_SECRET (of a comma-separated list, the first).
+    #[arg(long, env = "ZEGO_CALLBACK_SECRET", hide_env_values = true, value_parser = non_empty)]
     pub secret: String,
+    /// The ZEGOCLOUD AppID to send.
     #[arg(long, default_value = "1")]
     pub appid: String,
-    /// An event name, or `family` to send all five events of each call, in order.
+    /// The event to send: any name (the call family's get realistic fields), or `family` for
+    /// all five events of each call, in order.
     #[arg(long, default_value = "call_accept")]
     pub event: String,
     /// The call id; with --count above 1 each call gets `<call-id>-<n>`.
-    #[arg(long, default_value = "3501761173612493269")]
+    #[arg(long, default_value = sample::SEED_CALL_ID)]
     pub call_id: String,
     /// How many calls to send.
     #[arg(long, default_value_t = 1)]
@@ -37,6 +55,9 @@ pub struct SimulateArgs {
     /// Seconds to wait before each retry; after the last one the callback is given up.
     #[arg(long, default_value = "2,4,8,16,32", value_delimiter = ',')]
     pub schedule: Vec<f64>,
+    /// Retry every non-2xx answer as ZEGOCLOUD does, even those no retry can fix (4xx).
+    #[arg(long)]
+    pub retry_all: bool,
     /// Pause between the events of one call, in milliseconds (calls take time in real life).
     #[arg(long, default_value_t = 0)]
     pub pause_ms: u64,
@@ -49,7 +70,15 @@ pub struct SimulateArgs {
     /// Send application/x-www-form-urlencoded instead of JSON.
     #[arg(long)]
     pub form: bool,
-    /// One JSON line an attempt on stdout, for scripts (`{"call_id",…,"status","sent_ms","answered_ms"}`).
+    /// Set a field, e.g. `--set user_id=bob` (the value is JSON when it parses as JSON, text
+    /// otherwise). Repeatable; applied after --data; the body is signed afterwards unless
+    /// `signature` itself is set.
+    #[arg(long = "set", value_name = "FIELD=VALUE", value_parser = field_assignment)]
+    pub sets: Vec<(String, Value)>,
+    /// Fields to merge into every callback, as a JSON object: inline, or `@file.json`.
+    #[arg(long, value_name = "JSON|@FILE", value_parser = json_object)]
+    pub data: Option<Map<String, Value>>,
+    /// One JSON line per attempt on stdout, for scripts (the bridge's answer embedded as JSON).
     #[arg(long)]
     pub jsonl: bool,
     /// Print only failed attempts and the summary.
@@ -57,21 +86,77 @@ pub struct SimulateArgs {
     pub quiet: bool,
 }
 
+fn non_empty(text: &str) -> Result<String, String> {
+    match text.trim() {
+        "" => Err("must not be empty: use the bridge's ZEGO_CALLBACK_SECRET".into()),
+        secret => Ok(secret.to_string()),
+    }
+}
+
+fn field_assignment(text: &str) -> Result<(String, Value), String> {
+    let (field, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("expected FIELD=VALUE, got {text:?}"))?;
+    let value = serde_json::from_str(value).unwrap_or_else(|_| Value::String(value.into()));
+    Ok((field.to_string(), value))
+}
+
+fn json_object(text: &str) -> Result<Map<String, Value>, String> {
+    let content = match text.strip_prefix('@') {
+        Some(path) => std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?,
+        None => text.to_string(),
+    };
+    match serde_json::from_str(&content) {
+        Ok(Value::Object(fields)) => Ok(fields),
+        Ok(_) => Err("must be a JSON object".into()),
+        Err(e) => Err(format!("not JSON: {e}")),
+    }
+}
+
 /// Distinguishes nonces made in the same millisecond.
 static NONCE_COUNTER: AtomicU64 = AtomicU64::new(0);
 
+/// What happened so far, for the progress line and the summary.
+#[derive(Default)]
+struct Tally {
+    delivered: usize,
+    duplicates: usize,
+    given_up: usize,
+    refused_for_good: usize,
+    attempts: usize,
+    latencies_ms: Vec<f64>,
+}
+
+/// How one callback ended.
+enum Ended {
+    Delivered {
+        duplicate: bool,
+    },
+    /// An answer no retry can fix.
+    Refused,
+    GivenUp,
+    /// stdout went away: stop quietly.
+    OutputClosed,
+}
+
+struct Run {
+    args: SimulateArgs,
+    url: String,
+    secret: String,
+    client: awc::Client,
+    tally: Mutex<Tally>,
+    stdout: Mutex<Stdout>,
+    hinted: std::sync::atomic::AtomicBool,
+}
+
 pub async fn run(args: SimulateArgs) -> i32 {
-    let kinds: Vec<EventKind> = if args.event == "family" {
-        EventKind::ALL.to_vec()
-    } else {
-        match EventKind::from_name(&args.event) {
-            Some(kind) => vec![kind],
-            None => {
-                eprintln!("--event must be one of call_create, call_cancel, call_accept, call_reject, call_timeout, family");
-                return 2;
-            }
-        }
-    };
+    let url = args.url.clone().unwrap_or_else(|| {
+        let addr = args
+            .bind_addr
+            .replacen("0.0.0.0", "127.0.0.1", 1)
+            .replacen("[::]", "[::1]", 1);
+        format!("http://{addr}{}", args.callback_path)
+    });
     let secret = args
         .secret
         .split(',')
@@ -83,11 +168,51 @@ pub async fn run(args: SimulateArgs) -> i32 {
         .timeout(Duration::from_secs(30))
         .connector(awc::Connector::new().limit(args.concurrency.max(1)))
         .finish();
+    let run = Rc::new(Run {
+        args,
+        url,
+        secret,
+        client,
+        tally: Mutex::default(),
+        stdout: Mutex::default(),
+        hinted: Default::default(),
+    });
     let started = Instant::now();
+    let progress = std::io::stderr()
+        .is_terminal()
+        .then(|| actix_web::rt::spawn(show_progress(run.clone(), started)));
+    let stopped_early = tokio::select! {
+        output_closed = send_all(&run) => output_closed,
+        _ = tokio::signal::ctrl_c() => {
+            eprintln!();
+            eprintln!("simulate: interrupted");
+            true
+        }
+    };
+    if let Some(progress) = progress {
+        progress.abort();
+        eprint!("\r\x1b[K");
+    }
+    let tally = run.tally.lock().unwrap_or_else(|p| p.into_inner());
+    eprintln!("{}", summary(&tally, started.elapsed()));
+    i32::from(stopped_early || tally.given_up > 0 || tally.refused_for_good > 0)
+}
+
+/// Sends every call; true when stdout went away.
+async fn send_all(run: &Rc<Run>) -> bool {
+    let args = &run.args;
+    let events: Vec<String> = if args.event == "family" {
+        EventKind::ALL
+            .iter()
+            .map(|k| k.name().to_string())
+            .collect()
+    } else {
+        vec![args.event.clone()]
+    };
     let deadline = args
         .duration_secs
-        .map(|secs| started + Duration::from_secs_f64(secs));
-    let results: Vec<(usize, usize)> = futures_util::stream::iter(0..args.count)
+        .map(|secs| Instant::now() + Duration::from_secs_f64(secs));
+    let mut calls = futures_util::stream::iter(0..args.count)
         .take_while(|_| std::future::ready(deadline.is_none_or(|d| Instant::now() < d)))
         .map(|n| {
             let call_id = if args.count == 1 {
@@ -95,50 +220,48 @@ pub async fn run(args: SimulateArgs) -> i32 {
             } else {
                 format!("{}-{n}", args.call_id)
             };
-            send_call(&client, &args, &secret, call_id, &kinds)
+            send_call(run, call_id, &events)
         })
-        .buffer_unordered(args.concurrency.max(1))
-        .collect()
-        .await;
-    let delivered: usize = results.iter().map(|(ok, _)| ok).sum();
-    let given_up: usize = results.iter().map(|(_, lost)| lost).sum();
-    eprintln!(
-        "simulate: {} callbacks, {delivered} answered 200, {given_up} given up, in {:.1}s",
-        delivered + given_up,
-        started.elapsed().as_secs_f64()
-    );
-    i32::from(given_up > 0)
-}
-
-/// Sends one call's events in order; returns (delivered, given up).
-async fn send_call(
-    client: &awc::Client,
-    args: &SimulateArgs,
-    secret: &str,
-    call_id: String,
-    kinds: &[EventKind],
-) -> (usize, usize) {
-    let mut counts = (0, 0);
-    for (n, &kind) in kinds.iter().enumerate() {
-        if n > 0 && args.pause_ms > 0 {
-            tokio::time::sleep(Duration::from_millis(args.pause_ms)).await;
-        }
-        if send_with_retries(client, args, secret, &call_id, kind).await {
-            counts.0 += 1;
-        } else {
-            counts.1 += 1;
+        .buffer_unordered(args.concurrency.max(1));
+    while let Some(output_closed) = calls.next().await {
+        if output_closed {
+            return true;
         }
     }
-    counts
+    false
 }
 
-async fn send_with_retries(
-    client: &awc::Client,
-    args: &SimulateArgs,
-    secret: &str,
-    call_id: &str,
-    kind: EventKind,
-) -> bool {
+/// One call's events, in order; true when stdout went away.
+async fn send_call(run: &Run, call_id: String, events: &[String]) -> bool {
+    for (n, event) in events.iter().enumerate() {
+        if n > 0 && run.args.pause_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(run.args.pause_ms)).await;
+        }
+        let ended = send_with_retries(run, &call_id, event).await;
+        let mut tally = run.tally.lock().unwrap_or_else(|p| p.into_inner());
+        match ended {
+            Ended::Delivered { duplicate } => {
+                tally.delivered += 1;
+                tally.duplicates += usize::from(duplicate);
+            }
+            Ended::Refused => tally.refused_for_good += 1,
+            Ended::GivenUp => tally.given_up += 1,
+            Ended::OutputClosed => return true,
+        }
+    }
+    false
+}
+
+/// An answer, or why there was none.
+struct Attempt {
+    status: u16,
+    answer: Value,
+    /// Set when nothing was answered (0 status).
+    error: Option<String>,
+}
+
+async fn send_with_retries(run: &Run, call_id: &str, event: &str) -> Ended {
+    let args = &run.args;
     let retries = if args.no_retry {
         0
     } else {
@@ -148,60 +271,173 @@ async fn send_with_retries(
         if attempt > 0 {
             tokio::time::sleep(Duration::from_secs_f64(args.schedule[attempt - 1])).await;
         }
-        let body = signed_body(args, secret, call_id, kind);
+        let body = callback_body(run, call_id, event);
         let sent_ms = unix_ms();
-        let request = client.post(&args.url);
-        let answer = if args.form {
-            request
-                .content_type("application/x-www-form-urlencoded")
-                .send_body(form_encode(&body))
-                .await
-        } else {
-            request
-                .content_type("application/json")
-                .send_body(body.to_string())
-                .await
-        };
-        let (status, text) = match answer {
-            Ok(mut response) => {
-                let text = response
-                    .body()
-                    .await
-                    .map(|b| String::from_utf8_lossy(&b).into_owned())
-                    .unwrap_or_default();
-                (response.status().as_u16(), text)
-            }
-            Err(e) => (0, e.to_string()),
-        };
+        let sent = Instant::now();
+        let result = send_once(run, &body).await;
         let answered_ms = unix_ms();
-        let ok = status == 200;
-        if args.jsonl {
-            let line = json!({"call_id": call_id, "event": kind.name(), "attempt": attempt + 1, "status": status,
-                "sent_ms": sent_ms, "answered_ms": answered_ms, "answer": text});
-            println!("{line}");
+        {
+            let mut tally = run.tally.lock().unwrap_or_else(|p| p.into_inner());
+            tally.attempts += 1;
+            if result.status != 0 {
+                tally
+                    .latencies_ms
+                    .push(sent.elapsed().as_secs_f64() * 1000.0);
+            }
+        }
+        let ok = result.status == 200;
+        let line = if args.jsonl {
+            Some(
+                json!({"call_id": call_id, "event": event, "attempt": attempt + 1,
+                "status": result.status, "sent_ms": sent_ms, "answered_ms": answered_ms,
+                "answer": result.answer, "error": result.error})
+                .to_string(),
+            )
         } else if !args.quiet || !ok {
-            println!(
-                "{} call_id={call_id} attempt {}: {status} {text}",
-                kind.name(),
-                attempt + 1
-            );
+            let what = result
+                .error
+                .clone()
+                .unwrap_or_else(|| result.answer.to_string());
+            Some(format!(
+                "{event} call_id={call_id} attempt {}: {} {what}",
+                attempt + 1,
+                result.status
+            ))
+        } else {
+            None
+        };
+        if let Some(line) = line {
+            let written = run
+                .stdout
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .line(&line);
+            if written == Written::Closed {
+                return Ended::OutputClosed;
+            }
         }
         if ok {
-            return true;
+            return Ended::Delivered {
+                duplicate: result.answer["duplicate"] == json!(true),
+            };
+        }
+        if is_unfixable(result.status) && !args.retry_all {
+            hint(run, &result);
+            return Ended::Refused;
         }
     }
-    false
+    Ended::GivenUp
 }
 
-/// A fresh attempt: new timestamp, nonce and signature, as ZEGOCLOUD sends each retry.
-fn signed_body(args: &SimulateArgs, secret: &str, call_id: &str, kind: EventKind) -> Value {
+/// 4xx answers a retry cannot change (408 and 429 can).
+fn is_unfixable(status: u16) -> bool {
+    (400..500).contains(&status) && status != 408 && status != 429
+}
+
+/// Says once what usually causes a refusal, on stderr.
+fn hint(run: &Run, attempt: &Attempt) {
+    let hint = match attempt.answer["error"].as_str() {
+        Some("invalid_signature") => {
+            "--secret must match the bridge's ZEGO_CALLBACK_SECRET".to_string()
+        }
+        Some("unknown_app") => "--appid must be one of the bridge's ZEGO_APP_IDS".to_string(),
+        Some("stale_timestamp") => {
+            "this machine's clock and the bridge's differ by more than TIMESTAMP_TOLERANCE_SECS"
+                .to_string()
+        }
+        _ if attempt.status == 404 => format!(
+            "{} is not the bridge's callback path: check --url or CALLBACK_PATH",
+            run.url
+        ),
+        _ => return,
+    };
+    if !run.hinted.swap(true, Ordering::Relaxed) {
+        eprintln!(
+            "simulate: {} {}: not retried (--retry-all retries it as ZEGOCLOUD would); hint: {hint}",
+            attempt.status,
+            attempt.answer["error"].as_str().unwrap_or("refused")
+        );
+    }
+}
+
+async fn send_once(run: &Run, body: &Value) -> Attempt {
+    let request = run.client.post(&run.url);
+    let sent = if run.args.form {
+        request
+            .content_type("application/x-www-form-urlencoded")
+            .send_body(form_encode(body))
+            .await
+    } else {
+        request
+            .content_type("application/json")
+            .send_body(body.to_string())
+            .await
+    };
+    match sent {
+        Ok(mut response) => {
+            let bytes = response.body().await.unwrap_or_default();
+            let answer = serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+            Attempt {
+                status: response.status().as_u16(),
+                answer,
+                error: None,
+            }
+        }
+        Err(e) => Attempt {
+            status: 0,
+            answer: Value::Null,
+            error: Some(describe_send_error(&run.url, &e)),
+        },
+    }
+}
+
+/// "connection refused: is the bridge listening on 127.0.0.1:8080?" rather than awc's words.
+fn describe_send_error(url: &str, error: &awc::error::SendRequestError) -> String {
+    let target = url
+        .split("://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or(url);
+    match error {
+        awc::error::SendRequestError::Connect(awc::error::ConnectError::Io(io))
+            if io.kind() == std::io::ErrorKind::ConnectionRefused =>
+        {
+            format!("connection refused: is the bridge listening on {target}?")
+        }
+        awc::error::SendRequestError::Timeout => format!("no answer from {target} within 30s"),
+        other => format!("cannot send to {target}: {other}"),
+    }
+}
+
+/// A fresh attempt: new timestamp, nonce and signature, as ZEGOCLOUD sends each retry, with
+/// `--data` and `--set` applied before signing.
+fn callback_body(run: &Run, call_id: &str, event: &str) -> Value {
+    let args = &run.args;
     let timestamp = unix_ms() / 1000;
     let nonce = format!(
         "{}{}",
         unix_ms() % 1_000_000,
         NONCE_COUNTER.fetch_add(1, Ordering::Relaxed)
     );
-    sample::callback(kind, &args.appid, call_id, timestamp, &nonce, secret)
+    let mut body = match EventKind::from_name(event) {
+        Some(kind) => sample::callback(kind, &args.appid, call_id, timestamp, &nonce, &run.secret),
+        None => json!({"appid": args.appid, "event": event, "nonce": nonce,
+            "timestamp": timestamp, "call_id": call_id}),
+    };
+    if let Some(fields) = body.as_object_mut() {
+        fields.extend(args.data.clone().unwrap_or_default());
+        fields.extend(args.sets.iter().cloned());
+    }
+    if !args.sets.iter().any(|(field, _)| field == "signature")
+        && !args
+            .data
+            .as_ref()
+            .is_some_and(|d| d.contains_key("signature"))
+    {
+        sample::sign(&mut body, &run.secret);
+    }
+    body
 }
 
 /// Form encoding: lists as repeated names, numbers as text.
@@ -211,7 +447,10 @@ fn form_encode(body: &Value) -> String {
         match value {
             Value::Array(items) => {
                 for item in items {
-                    form.append_pair(name, item.as_str().unwrap_or_default());
+                    form.append_pair(
+                        name,
+                        &item.as_str().map_or_else(|| item.to_string(), String::from),
+                    );
                 }
             }
             Value::String(text) => {
@@ -223,4 +462,46 @@ fn form_encode(body: &Value) -> String {
         }
     }
     form.finish()
+}
+
+/// Redraws one progress line on stderr every second (only when stderr is a terminal).
+async fn show_progress(run: Rc<Run>, started: Instant) {
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let tally = run.tally.lock().unwrap_or_else(|p| p.into_inner());
+        eprint!(
+            "\r\x1b[Ksimulate: {} attempts, {} answered 200, {} refused, {} given up, {:.0}s",
+            tally.attempts,
+            tally.delivered,
+            tally.refused_for_good,
+            tally.given_up,
+            started.elapsed().as_secs_f64()
+        );
+    }
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+/// "simulate: N callbacks, M answered 200 (D duplicates), R refused, K given up, in S s; …"
+fn summary(tally: &Tally, elapsed: Duration) -> String {
+    let mut latencies = tally.latencies_ms.clone();
+    latencies.sort_by(|a, b| a.total_cmp(b));
+    let callbacks = tally.delivered + tally.refused_for_good + tally.given_up;
+    let secs = elapsed.as_secs_f64();
+    format!(
+        "simulate: {callbacks} callbacks, {} answered 200 ({} duplicates), {} refused, {} given up, in {secs:.1}s; {} attempts, {:.1} callbacks/s, latency p50 {:.1} ms p99 {:.1} ms",
+        tally.delivered,
+        tally.duplicates,
+        tally.refused_for_good,
+        tally.given_up,
+        tally.attempts,
+        callbacks as f64 / secs.max(0.001),
+        percentile(&latencies, 0.50),
+        percentile(&latencies, 0.99),
+    )
 }

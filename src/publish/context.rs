@@ -3,14 +3,17 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::{ClientContext, Statistics};
 
+use crate::kafka_log::LogFolder;
 use crate::metrics::Metrics;
 
-/// Called from librdkafka's own threads; keeps only atomics and metric handles.
+/// Called from librdkafka's own threads; keeps only atomics, metric handles and the log folder.
 pub struct BridgeContext {
     metrics: Arc<Metrics>,
+    logs: LogFolder,
     /// Shared with the publisher, which cannot reach this context through `FutureProducer`.
     fatal: Arc<AtomicBool>,
 }
@@ -18,7 +21,11 @@ pub struct BridgeContext {
 impl BridgeContext {
     /// `fatal` turns true once librdkafka raised a fatal error: that producer never delivers again.
     pub fn new(metrics: Arc<Metrics>, fatal: Arc<AtomicBool>) -> Self {
-        BridgeContext { metrics, fatal }
+        BridgeContext {
+            metrics,
+            fatal,
+            logs: LogFolder::default(),
+        }
     }
 }
 
@@ -41,7 +48,11 @@ impl ClientContext for BridgeContext {
             self.fatal.store(true, Ordering::Release);
             log::error!("librdkafka fatal error, the producer will be replaced: {reason}");
         } else {
-            log::warn!("librdkafka: {error}: {reason}");
+            self.logs.error(&error, reason);
         }
+    }
+
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        self.logs.log(level, facility, message);
     }
 }

@@ -98,6 +98,7 @@ async fn handle(
             return ("unparsed", Err(refusal));
         }
     };
+    state.metrics.signed_with_secret(callback.secret);
     let event = callback.kind.map_or("other", |k| k.name());
     let record = state.kafka.record_for(callback, received_at_ms);
     (event, deliver(&record, state).await)

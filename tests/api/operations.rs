@@ -232,3 +232,21 @@ async fn queue_gauges_come_from_librdkafka_statistics() {
     assert_eq!(answer.status, 200, "{answer:?}");
     assert!(queued > 0.0, "queued bytes {queued}");
 }
+
+#[actix_web::test]
+async fn metrics_tell_which_rotated_secret_signs_the_callbacks() {
+    // The test signer uses the second secret of the rotation.
+    let secrets = format!("old-secret,{}", crate::helpers::SECRET);
+    let app = spawn_app_with(&[("ZEGO_CALLBACK_SECRET", &secrets)]).await;
+    assert_eq!(app.post_json(&signed(json!({}))).await.status, 200);
+    assert_eq!(
+        app.metric(r#"zego_signature_secret_total{secret="2"}"#)
+            .await,
+        1.0
+    );
+    assert_eq!(
+        app.metric(r#"zego_signature_secret_total{secret="1"}"#)
+            .await,
+        0.0
+    );
+}
