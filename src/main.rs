@@ -12,9 +12,14 @@ async fn main() {
         std::process::exit(2);
     }
     let code = match cli.command {
-        None => cli::serve::run(cli.embedded_kafka).await,
-        Some(Command::Serve { embedded_kafka }) => {
-            cli::serve::run(embedded_kafka || cli.embedded_kafka).await
+        None => cli::serve::run(cli.embedded_kafka.then_some(cli.embedded_kafka_port)).await,
+        Some(Command::Serve {
+            embedded_kafka,
+            embedded_kafka_port,
+        }) => {
+            let port = embedded_kafka_port.or(cli.embedded_kafka_port);
+            let embedded = (embedded_kafka || cli.embedded_kafka).then_some(port);
+            cli::serve::run(embedded).await
         }
         Some(Command::Simulate(args)) => cli::simulate::run(args).await,
         Some(Command::Tail(args)) => cli::tail::run(args).await,

@@ -544,3 +544,86 @@ fn json_logs_are_one_object_a_line() {
     }
     assert_refused_naming(&valid_with(&[("LOG_FORMAT", "xml")]), "LOG_FORMAT");
 }
+
+#[test]
+fn a_tail_keeps_reading_across_a_restart_on_a_fixed_embedded_kafka_port() {
+    use std::io::{BufRead, BufReader};
+    let kafka_port = free_port().to_string();
+    let addr = format!("127.0.0.1:{}", free_port());
+    let serve = |log: &str| {
+        let dir = work_dir(log);
+        Running(
+            bridge(
+                &["--embedded-kafka", "--embedded-kafka-port", &kafka_port],
+                &[
+                    ("ZEGO_CALLBACK_SECRET", "s3cret"),
+                    ("BIND_ADDR", addr.as_str()),
+                    ("RUST_LOG", "warn"),
+                ],
+            )
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("bridge.log")).unwrap())
+            .spawn()
+            .unwrap(),
+        )
+    };
+    let healthy = || {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !run(&["healthcheck"], &[("BIND_ADDR", addr.as_str())])
+            .status
+            .success()
+        {
+            assert!(Instant::now() < deadline, "the bridge never became healthy");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let send = |call_id: &str| {
+        let output = run(
+            &["simulate", "--call-id", call_id, "--quiet"],
+            &[
+                ("BIND_ADDR", addr.as_str()),
+                ("ZEGO_CALLBACK_SECRET", "s3cret"),
+            ],
+        );
+        assert!(output.status.success(), "{:?}", text(&output));
+    };
+    let first = serve("cli-fixed-port-1");
+    healthy();
+    send("before-restart");
+    let brokers = format!("127.0.0.1:{kafka_port}");
+    let mut tail = Running(
+        bridge(
+            &[
+                "tail",
+                "--brokers",
+                &brokers,
+                "--format",
+                "json",
+                "--limit",
+                "2",
+            ],
+            &[],
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap(),
+    );
+    let mut lines = BufReader::new(tail.0.stdout.take().unwrap()).lines();
+    let seen = lines.next().unwrap().unwrap();
+    assert!(seen.contains("before-restart"), "{seen}");
+    drop(first);
+    let _second = serve("cli-fixed-port-2");
+    healthy();
+    // Several calls, so that some land in partitions the tail has not read past.
+    for n in 0..10 {
+        send(&format!("after-restart-{n}"));
+    }
+    let seen = lines
+        .next()
+        .expect("the tail read on after the restart")
+        .unwrap();
+    assert!(seen.contains("after-restart"), "{seen}");
+    let status = tail.0.wait().unwrap();
+    assert!(status.success());
+}

@@ -22,6 +22,10 @@ pub struct Cli {
     /// Serve against an in-process mock Kafka (keeps nothing; for trying it out).
     #[arg(long)]
     pub embedded_kafka: bool,
+    /// With --embedded-kafka: reach the embedded Kafka at this fixed port, so a `tail` keeps
+    /// working across restarts of the bridge.
+    #[arg(long, requires = "embedded_kafka")]
+    pub embedded_kafka_port: Option<u16>,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -33,6 +37,10 @@ pub enum Command {
         /// Serve against an in-process mock Kafka (keeps nothing; for trying it out).
         #[arg(long)]
         embedded_kafka: bool,
+        /// With --embedded-kafka: reach the embedded Kafka at this fixed port, so a `tail`
+        /// keeps working across restarts of the bridge.
+        #[arg(long, requires = "embedded_kafka")]
+        embedded_kafka_port: Option<u16>,
     },
     /// Send correctly signed callbacks, retrying like ZEGOCLOUD.
     Simulate(simulate::SimulateArgs),

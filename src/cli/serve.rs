@@ -16,23 +16,33 @@ const EMBEDDED_PARTITIONS: i32 = 3;
 
 type EmbeddedCluster = MockCluster<'static, DefaultProducerContext>;
 
-pub async fn run(embedded_kafka: bool) -> i32 {
+/// Serves; `embedded_kafka` is `Some(fixed port or none)` with `--embedded-kafka`.
+pub async fn run(embedded_kafka: Option<Option<u16>>) -> i32 {
     let mut vars: Vec<(String, String)> = std::env::vars().collect();
     // The embedded broker is started first, so its address is a setting like any other.
-    let embedded = if embedded_kafka {
-        match MockCluster::new(1) {
+    let embedded = match embedded_kafka {
+        None => None,
+        Some(fixed_port) => match MockCluster::new(1) {
             Ok(cluster) => {
                 vars.retain(|(name, _)| name != "KAFKA_BROKERS");
                 vars.push(("KAFKA_BROKERS".into(), cluster.bootstrap_servers()));
-                Some(cluster)
+                let reached_at = match fixed_port {
+                    Some(port) => match forward_fixed_port(port, cluster.bootstrap_servers()) {
+                        Ok(address) => address,
+                        Err(e) => {
+                            eprintln!("configuration error: --embedded-kafka-port {port}: {e}");
+                            return 2;
+                        }
+                    },
+                    None => cluster.bootstrap_servers(),
+                };
+                Some((cluster, reached_at))
             }
             Err(e) => {
                 eprintln!("cannot start the embedded Kafka: {e}");
                 return 1;
             }
-        }
-    } else {
-        None
+        },
     };
     let settings = match Settings::from_vars(vars) {
         Ok(settings) => settings,
@@ -41,8 +51,8 @@ pub async fn run(embedded_kafka: bool) -> i32 {
             return 2;
         }
     };
-    if let Some(cluster) = &embedded {
-        if let Err(e) = create_embedded_topics(cluster, &settings) {
+    if let Some((cluster, reached_at)) = &embedded {
+        if let Err(e) = create_embedded_topics(cluster, reached_at, &settings) {
             eprintln!("cannot create the embedded Kafka's topics: {e}");
             return 1;
         }
@@ -84,13 +94,36 @@ pub async fn run(embedded_kafka: bool) -> i32 {
     }
 }
 
-fn create_embedded_topics(cluster: &EmbeddedCluster, settings: &Settings) -> Result<(), String> {
+/// Forwards connections from 127.0.0.1:`port` to the embedded broker. Clients that bootstrap
+/// there learn the broker's current address from its metadata, so after a restart (a new
+/// broker on a new port) they find it again through the same fixed port.
+fn forward_fixed_port(port: u16, broker: String) -> std::io::Result<String> {
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port))?;
+    listener.set_nonblocking(true)?;
+    let listener = tokio::net::TcpListener::from_std(listener)?;
+    actix_web::rt::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            let broker = broker.clone();
+            actix_web::rt::spawn(async move {
+                if let Ok(mut upstream) = tokio::net::TcpStream::connect(&broker).await {
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+                }
+            });
+        }
+    });
+    Ok(format!("127.0.0.1:{port}"))
+}
+
+fn create_embedded_topics(
+    cluster: &EmbeddedCluster,
+    bootstrap: &str,
+    settings: &Settings,
+) -> Result<(), String> {
     for topic in settings.kafka.topics() {
         cluster
             .create_topic(topic, EMBEDDED_PARTITIONS, 1)
             .map_err(|e| e.to_string())?;
     }
-    let bootstrap = cluster.bootstrap_servers();
     log::warn!(
         "--embedded-kafka: using an in-process mock Kafka at {bootstrap}; it keeps NOTHING after exit"
     );
