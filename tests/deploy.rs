@@ -46,27 +46,21 @@ fn compose_environment(text: &str, service: &str) -> BTreeSet<String> {
     keys
 }
 
-/// Keys under `data:` / `stringData:` of a ConfigMap or Secret manifest (comments included,
-/// so the commented SASL example is checked too).
-fn manifest_keys(text: &str) -> BTreeSet<String> {
-    let mut keys = BTreeSet::new();
-    let mut in_data = false;
-    for line in text.lines() {
-        let trimmed = line.trim_start_matches(' ');
-        if !line.starts_with(' ') {
-            in_data = matches!(line.trim(), "data:" | "stringData:");
-            continue;
-        }
-        let entry = trimmed.trim_start_matches("# ");
-        if in_data {
-            if let Some((key, _)) = entry.split_once(':') {
-                if key.chars().all(|c| c.is_ascii_uppercase() || c == '_') {
-                    keys.insert(key.to_string());
-                }
-            }
-        }
-    }
-    keys
+/// `KEY=value` lines of a dotenv file, including commented-out examples (`# KEY=value`), so
+/// the SASL example is checked too.
+fn dotenv_keys_with_examples(text: &str) -> BTreeSet<String> {
+    let uncommented: Vec<&str> = text
+        .lines()
+        .map(|l| l.trim().trim_start_matches("# "))
+        .filter(|l| {
+            l.split_once('=').is_some_and(|(k, _)| {
+                !k.is_empty()
+                    && k.chars()
+                        .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+            })
+        })
+        .collect();
+    dotenv_keys(&uncommented.join("\n"))
 }
 
 #[test]
@@ -124,8 +118,8 @@ fn env_example_documents_only_variables_the_bridge_reads() {
 
 #[test]
 fn kubernetes_config_sets_only_variables_the_bridge_reads_and_every_required_one() {
-    let config = manifest_keys(&read("deploy/kubernetes/configmap.yaml"));
-    let secret = manifest_keys(&read("deploy/kubernetes/secret.example.yaml"));
+    let config = dotenv_keys_with_examples(&read("deploy/kubernetes/base/bridge.env"));
+    let secret = dotenv_keys_with_examples(&read("deploy/kubernetes/base/secret.env.example"));
     let all: BTreeSet<_> = config.union(&secret).cloned().collect();
     let unknown: Vec<_> = all.iter().filter(|k| !is_read_by_bridge(k)).collect();
     assert!(
@@ -139,4 +133,58 @@ fn kubernetes_config_sets_only_variables_the_bridge_reads_and_every_required_one
         secret.contains("ZEGO_CALLBACK_SECRET") && !config.contains("ZEGO_CALLBACK_SECRET"),
         "the secret belongs in the Secret"
     );
+    assert!(secret.contains("KAFKA_OPT_SASL_PASSWORD"), "{secret:?}");
+}
+
+#[test]
+fn placeholders_never_pass_for_real_secrets() {
+    // An empty secret makes compose's `:?` guard and the bridge's own check fire; a
+    // placeholder value would be trusted.
+    for file in [".env.example", "deploy/kubernetes/base/secret.env.example"] {
+        let text = read(file);
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("ZEGO_CALLBACK_SECRET="))
+            .unwrap_or_else(|| panic!("{file} has no ZEGO_CALLBACK_SECRET line"));
+        assert_eq!(line, "ZEGO_CALLBACK_SECRET=", "{file}");
+    }
+}
+
+#[test]
+fn compose_passes_env_through_and_tail_has_no_bridge_healthcheck() {
+    let compose = read("docker-compose.yml");
+    assert!(
+        compose.contains("env_file: .env"),
+        "the bridge gets the whole .env"
+    );
+    let tail = compose.split("\n  tail:").nth(1).expect("a tail service");
+    assert!(
+        tail.contains("disable: true"),
+        "tail must not inherit the bridge's healthcheck"
+    );
+}
+
+#[test]
+fn the_image_builds_without_tests_benches_or_examples() {
+    // Every target Cargo.toml declares outside src/ gets a stand-in in the Dockerfile.
+    let manifest = read("Cargo.toml");
+    let dockerfile = read("deploy/Dockerfile");
+    let ignored = read(".dockerignore");
+    for path in manifest
+        .lines()
+        .filter_map(|l| l.strip_prefix("path = \""))
+        .map(|p| p.trim_end_matches('"'))
+        .filter(|p| !p.starts_with("src/"))
+    {
+        assert!(
+            dockerfile.contains(path),
+            "the Dockerfile does not stub {path}"
+        );
+    }
+    for dir in ["tests", "bench", "examples"] {
+        assert!(
+            ignored.lines().any(|l| l == dir),
+            ".dockerignore keeps {dir}"
+        );
+    }
 }
