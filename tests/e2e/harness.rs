@@ -90,7 +90,7 @@ pub struct Process {
 }
 
 impl Process {
-    fn spawn(command: &mut Command, log: PathBuf) -> Process {
+    pub fn spawn(command: &mut Command, log: PathBuf) -> Process {
         let out = File::create(&log).unwrap();
         let err = out.try_clone().unwrap();
         let child = command

@@ -6,6 +6,7 @@ mod attacks;
 #[path = "../support/certs.rs"]
 mod certs;
 mod harness;
+mod replicas;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -14,7 +15,7 @@ use harness::*;
 
 /// What a run under a fault must show: no 200 answered while the broker was unreachable,
 /// every 200 in the topic, every callback eventually 200. Returns the duplicate count.
-fn assert_nothing_lost(
+pub fn assert_nothing_lost(
     attempts: &[Attempt],
     records: &[Record],
     outage: Option<(i64, i64)>,
@@ -63,7 +64,7 @@ fn assert_nothing_lost(
 
 /// The load of the fault tests: 300 calls × 5 events over 16 connections, 100 ms between a
 /// call's events (about 10 s when nothing fails), retried on ZEGOCLOUD's schedule.
-fn spawn_paced_load(
+pub fn spawn_paced_load(
     dir: &std::path::Path,
     url: String,
 ) -> tokio::task::JoinHandle<(bool, Vec<Attempt>)> {
