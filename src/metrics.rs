@@ -18,6 +18,8 @@ pub struct Metrics {
     pub publish_seconds: HistogramVec,
     /// Callbacks waiting for an ack right now.
     pub in_flight: IntGauge,
+    /// `MAX_IN_FLIGHT`, so alerts can compare `zego_in_flight` with it.
+    pub in_flight_limit: IntGauge,
     /// Callbacks answered from the dedupe cache.
     pub duplicates: IntCounter,
     /// 1 while the broker answers the readiness probe.
@@ -64,6 +66,11 @@ impl Metrics {
         .expect("valid metric");
         let in_flight = IntGauge::new("zego_in_flight", "Callbacks awaiting a broker ack")
             .expect("valid metric");
+        let in_flight_limit = IntGauge::new(
+            "zego_in_flight_limit",
+            "MAX_IN_FLIGHT: callbacks awaiting an ack beyond which the answer is 503",
+        )
+        .expect("valid metric");
         let duplicates = IntCounter::new(
             "zego_duplicates_total",
             "Callbacks answered from the dedupe cache",
@@ -119,6 +126,7 @@ impl Metrics {
             Box::new(callbacks.clone()),
             Box::new(publish_seconds.clone()),
             Box::new(in_flight.clone()),
+            Box::new(in_flight_limit.clone()),
             Box::new(duplicates.clone()),
             Box::new(broker_reachable.clone()),
             Box::new(producer_replacements.clone()),
@@ -138,6 +146,7 @@ impl Metrics {
             callbacks,
             publish_seconds,
             in_flight,
+            in_flight_limit,
             duplicates,
             broker_reachable,
             producer_replacements,

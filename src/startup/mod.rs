@@ -60,6 +60,7 @@ impl Application {
             .transpose()
             .map_err(StartupError::Config)?;
         let metrics = Arc::new(Metrics::new());
+        metrics.in_flight_limit.set(settings.max_in_flight as i64);
         let publisher =
             Publisher::new(&settings.kafka, metrics.clone()).map_err(StartupError::Config)?;
         let drain_timeout = settings.kafka.delivery_timeout + Duration::from_secs(2);

@@ -6,6 +6,7 @@ mod attacks;
 #[path = "../support/certs.rs"]
 mod certs;
 mod harness;
+mod prometheus;
 mod replicas;
 
 use std::collections::{BTreeMap, BTreeSet};
