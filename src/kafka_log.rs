@@ -97,6 +97,13 @@ pub fn describe_error(error: &KafkaError, reason: &str) -> String {
         Some(RDKafkaErrorCode::AllBrokersDown) => {
             "no Kafka broker is reachable, retrying".to_string()
         }
+        Some(RDKafkaErrorCode::Authentication) => {
+            let why = reason.split(": ").skip(1).collect::<Vec<_>>().join(": ");
+            let why = why.split(" (after").next().unwrap_or(&why);
+            format!(
+                "Kafka refused the bridge's credentials ({why}): check KAFKA_OPT_SASL_USERNAME, KAFKA_OPT_SASL_PASSWORD and KAFKA_OPT_SASL_MECHANISM; retrying"
+            )
+        }
         Some(RDKafkaErrorCode::BrokerTransportFailure) => match reason.split_once("Connect to ") {
             Some((_, rest)) => {
                 let (target, why) = rest.split_once(" failed: ").unwrap_or((rest, "failed"));
@@ -145,6 +152,12 @@ mod tests {
         assert_eq!(
             describe_error(&error, reason),
             "cannot reach Kafka at 127.0.0.1:1 (Connection refused), retrying"
+        );
+        let auth = KafkaError::Global(RDKafkaErrorCode::Authentication);
+        let reason = "sasl_plaintext://127.0.0.1:29092/bootstrap: SASL authentication error: SASL SCRAM authentication failed: broker responded with invalid-proof (after 12ms in state AUTH_REQ)";
+        assert_eq!(
+            describe_error(&auth, reason),
+            "Kafka refused the bridge's credentials (SASL authentication error: SASL SCRAM authentication failed: broker responded with invalid-proof): check KAFKA_OPT_SASL_USERNAME, KAFKA_OPT_SASL_PASSWORD and KAFKA_OPT_SASL_MECHANISM; retrying"
         );
         let down = KafkaError::Global(RDKafkaErrorCode::AllBrokersDown);
         assert_eq!(

@@ -47,6 +47,15 @@ pub fn free_port() -> u16 {
 }
 
 /// Waits until something accepts connections on `port`.
+/// Waits until nothing listens on `port` any more.
+pub fn wait_for_port_free(port: u16, within: Duration) {
+    let deadline = Instant::now() + within;
+    while TcpStream::connect(("127.0.0.1", port)).is_ok() {
+        assert!(Instant::now() < deadline, "port {port} still in use");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 pub fn wait_for_port(port: u16, within: Duration) {
     let deadline = Instant::now() + within;
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -137,21 +146,55 @@ pub struct Tansu {
 
 impl Tansu {
     pub fn start(dir: &Path, advertised_port: u16) -> Tansu {
-        let port = free_port();
+        Tansu::start_with(
+            dir,
+            "tansu",
+            free_port(),
+            advertised_port,
+            "memory://tansu/",
+            &[],
+        )
+    }
+
+    /// tansu listening on `port` with `storage` (relative paths are under `dir`) and `extra`
+    /// broker arguments.
+    pub fn start_with(
+        dir: &Path,
+        name: &str,
+        port: u16,
+        advertised_port: u16,
+        storage: &str,
+        extra: &[&str],
+    ) -> Tansu {
         let process = Process::spawn(
-            Command::new(tansu_bin()).args([
-                "broker",
-                "--listener-url",
-                &format!("tcp://127.0.0.1:{port}"),
-                "--advertised-listener-url",
-                &format!("tcp://127.0.0.1:{advertised_port}"),
-                "--storage-engine",
-                "memory://tansu/",
-            ]),
-            dir.join("tansu.log"),
+            Command::new(tansu_bin())
+                .args([
+                    "broker",
+                    "--listener-url",
+                    &format!("tcp://127.0.0.1:{port}"),
+                    "--advertised-listener-url",
+                    &format!("tcp://127.0.0.1:{advertised_port}"),
+                    "--storage-engine",
+                    storage,
+                ])
+                .args(extra)
+                // A relative sqlite:// path lives in the test's own directory.
+                .current_dir(dir),
+            dir.join(format!("{name}.log")),
         );
         wait_for_port(port, Duration::from_secs(20));
         Tansu { process, port }
+    }
+
+    /// A SCRAM user (tansu's own CLI; it needs a broker without `--authentication`).
+    pub fn create_user(&self, name: &str, password: &str) {
+        let status = Command::new(tansu_bin())
+            .args(["user", "create", "--mechanism", "scram512", "--broker"])
+            .arg(format!("tcp://127.0.0.1:{}", self.port))
+            .args([name, password])
+            .status()
+            .unwrap();
+        assert!(status.success(), "tansu user create");
     }
 
     pub fn create_topic(&self, topic: &str, partitions: u32) {
@@ -496,12 +539,35 @@ pub fn read_topic(bootstrap: &str, topic: &str) -> Vec<Record> {
 
 /// The same, over TLS verified against `ca` when given.
 pub fn read_topic_tls(bootstrap: &str, topic: &str, ca: Option<&Path>) -> Vec<Record> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/read_topic.py");
-    let mut command = Command::new("python3");
-    command.arg(script).args([bootstrap, topic]);
+    let mut command = reader(bootstrap, topic);
     if let Some(ca) = ca {
         command.env("READ_TOPIC_SSL_CA", ca);
     }
+    read_with(command)
+}
+
+/// The same, over SASL (SCRAM-SHA-512).
+pub fn read_topic_sasl(
+    bootstrap: &str,
+    topic: &str,
+    username: &str,
+    password: &str,
+) -> Vec<Record> {
+    let mut command = reader(bootstrap, topic);
+    command
+        .env("READ_TOPIC_SASL_USERNAME", username)
+        .env("READ_TOPIC_SASL_PASSWORD", password);
+    read_with(command)
+}
+
+fn reader(bootstrap: &str, topic: &str) -> Command {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/read_topic.py");
+    let mut command = Command::new("python3");
+    command.arg(script).args([bootstrap, topic]);
+    command
+}
+
+fn read_with(mut command: Command) -> Vec<Record> {
     let output = command.output().expect("python3");
     assert!(
         output.status.success(),

@@ -8,6 +8,7 @@ mod certs;
 mod harness;
 mod prometheus;
 mod replicas;
+mod sasl;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;

@@ -19,6 +19,13 @@ bootstrap, topic = sys.argv[1], sys.argv[2]
 security = {}
 if os.environ.get("READ_TOPIC_SSL_CA"):
     security = {"security.protocol": "SSL", "ssl.ca.location": os.environ["READ_TOPIC_SSL_CA"]}
+if os.environ.get("READ_TOPIC_SASL_USERNAME"):
+    security = {
+        "security.protocol": "SASL_PLAINTEXT",
+        "sasl.mechanism": "SCRAM-SHA-512",
+        "sasl.username": os.environ["READ_TOPIC_SASL_USERNAME"],
+        "sasl.password": os.environ["READ_TOPIC_SASL_PASSWORD"],
+    }
 consumer = Consumer({
     **security,
     "bootstrap.servers": bootstrap,
