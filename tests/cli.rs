@@ -168,6 +168,18 @@ fn healthcheck_speaks_https_to_a_bridge_serving_it() {
     assert_eq!(plain.status.code(), Some(1));
 }
 
+/// Waits until `healthcheck` passes against `addr` (the bridge is up and serving).
+fn wait_healthy(addr: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !run(&["healthcheck"], &[("BIND_ADDR", addr)])
+        .status
+        .success()
+    {
+        assert!(Instant::now() < deadline, "the bridge never became healthy");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// A bridge serving with its embedded Kafka on a free port; its broker address read from its
 /// log (the `tail --brokers` hint).
 struct EmbeddedBridge {
@@ -210,14 +222,7 @@ fn embedded_bridge(name: &str, extra: &[(&str, &str)]) -> EmbeddedBridge {
         addr,
         brokers,
     };
-    // Ready: a healthcheck passes.
-    while !run(&["healthcheck"], &[("BIND_ADDR", bridge.addr.as_str())])
-        .status
-        .success()
-    {
-        assert!(Instant::now() < deadline, "the bridge never became healthy");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_healthy(&bridge.addr);
     bridge
 }
 
@@ -524,14 +529,7 @@ fn json_logs_are_one_object_a_line() {
         .spawn()
         .unwrap(),
     );
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !run(&["healthcheck"], &[("BIND_ADDR", addr.as_str())])
-        .status
-        .success()
-    {
-        assert!(Instant::now() < deadline, "the bridge never became healthy");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_healthy(&addr);
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(text.lines().count() >= 2, "{text}");
     for line in text.lines() {
@@ -567,16 +565,7 @@ fn a_tail_keeps_reading_across_a_restart_on_a_fixed_embedded_kafka_port() {
             .unwrap(),
         )
     };
-    let healthy = || {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !run(&["healthcheck"], &[("BIND_ADDR", addr.as_str())])
-            .status
-            .success()
-        {
-            assert!(Instant::now() < deadline, "the bridge never became healthy");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    };
+    let healthy = || wait_healthy(&addr);
     let send = |call_id: &str| {
         let output = run(
             &["simulate", "--call-id", call_id, "--quiet"],

@@ -94,15 +94,7 @@ fn write_fuzz_corpus() {
     for kind in EventKind::ALL {
         let body = event_body(kind.name(), "corpus-call");
         seeds.push((0, body.to_string().into_bytes()));
-        let form: String = form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(body.as_object().unwrap().iter().map(|(k, v)| {
-                (
-                    k.clone(),
-                    v.as_str().map_or_else(|| v.to_string(), String::from),
-                )
-            }))
-            .finish();
-        seeds.push((1, form.into_bytes()));
+        seeds.push((1, crate::callback::sample::form_encode(&body).into_bytes()));
     }
     seeds.push((
         2,

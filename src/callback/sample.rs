@@ -59,3 +59,23 @@ pub fn sign(body: &mut Value, secret: &str) {
     let signature = signature::sign(secret, &text(&body["timestamp"]), &text(&body["nonce"]));
     body["signature"] = Value::String(signature);
 }
+
+/// A callback as `application/x-www-form-urlencoded`, as other ZEGOCLOUD products post it: lists
+/// as repeated names, every other value as its text.
+pub fn form_encode(body: &Value) -> String {
+    let text = |v: &Value| v.as_str().map_or_else(|| v.to_string(), String::from);
+    let mut form = form_urlencoded::Serializer::new(String::new());
+    for (name, value) in body.as_object().into_iter().flatten() {
+        match value {
+            Value::Array(items) => {
+                for item in items {
+                    form.append_pair(name, &text(item));
+                }
+            }
+            other => {
+                form.append_pair(name, &text(other));
+            }
+        }
+    }
+    form.finish()
+}

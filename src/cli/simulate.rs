@@ -365,7 +365,7 @@ async fn send_once(run: &Run, body: &Value) -> Attempt {
     let sent = if run.args.form {
         request
             .content_type("application/x-www-form-urlencoded")
-            .send_body(form_encode(body))
+            .send_body(sample::form_encode(body))
             .await
     } else {
         request
@@ -438,30 +438,6 @@ fn callback_body(run: &Run, call_id: &str, event: &str) -> Value {
         sample::sign(&mut body, &run.secret);
     }
     body
-}
-
-/// Form encoding: lists as repeated names, numbers as text.
-fn form_encode(body: &Value) -> String {
-    let mut form = form_urlencoded::Serializer::new(String::new());
-    for (name, value) in body.as_object().into_iter().flatten() {
-        match value {
-            Value::Array(items) => {
-                for item in items {
-                    form.append_pair(
-                        name,
-                        &item.as_str().map_or_else(|| item.to_string(), String::from),
-                    );
-                }
-            }
-            Value::String(text) => {
-                form.append_pair(name, text);
-            }
-            other => {
-                form.append_pair(name, &other.to_string());
-            }
-        }
-    }
-    form.finish()
 }
 
 /// Redraws one progress line on stderr every second (only when stderr is a terminal).
