@@ -616,3 +616,75 @@ fn a_tail_keeps_reading_across_a_restart_on_a_fixed_embedded_kafka_port() {
     let status = tail.0.wait().unwrap();
     assert!(status.success());
 }
+
+#[test]
+fn ctrl_c_prints_the_summary_so_far() {
+    use std::io::Read;
+    // Nothing listens: the first attempt is refused, then simulate waits 60 s to retry.
+    let nothing = format!("127.0.0.1:{}", free_port());
+    let mut simulate = Running(
+        bridge(
+            &["simulate", "--schedule", "60"],
+            &[
+                ("BIND_ADDR", nothing.as_str()),
+                ("ZEGO_CALLBACK_SECRET", "s"),
+            ],
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap(),
+    );
+    let mut stdout = simulate.0.stdout.take().unwrap();
+    let mut first = [0u8; 1];
+    stdout.read_exact(&mut first).unwrap(); // the first attempt's line has begun
+    let interrupted = Command::new("kill")
+        .args(["-INT", &simulate.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(interrupted.success());
+    let status = simulate.0.wait().unwrap();
+    let mut stderr = String::new();
+    simulate
+        .0
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(stderr.contains("simulate: interrupted"), "{stderr}");
+    assert!(stderr.contains("1 attempts"), "{stderr}");
+    assert_eq!(status.code(), Some(1));
+}
+
+#[test]
+fn tail_reads_one_partition_from_an_offset_and_simulate_sends_any_event() {
+    let bridge = embedded_bridge("cli-partition", &[("RUST_LOG", "warn")]);
+    assert!(bridge
+        .simulate(&["--count", "30", "--concurrency", "4", "--quiet"])
+        .status
+        .success());
+    let records = |args: &[&str]| -> Vec<serde_json::Value> {
+        let mut all = vec!["--exit-at-end", "--format", "json"];
+        all.extend_from_slice(args);
+        text(&bridge.tail(&all))
+            .0
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let everything = records(&[]);
+    assert_eq!(everything.len(), 30);
+    let first = records(&["--partition", "0"]);
+    assert!(!first.is_empty() && first.iter().all(|r| r["partition"] == 0));
+    let later = records(&["--partition", "0", "--offset", "1"]);
+    assert_eq!(later.len(), first.len() - 1);
+    assert!(later.iter().all(|r| r["offset"].as_i64().unwrap() >= 1));
+    // Any event name is sent, signed; this bridge refuses unknown events, and that answer is
+    // one no retry can fix.
+    let output = bridge.simulate(&["--event", "room_notice", "--jsonl"]);
+    let (stdout, _) = text(&output);
+    let attempt: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(attempt["status"], 422);
+    assert_eq!(attempt["answer"]["error"], "unsupported_event");
+}
