@@ -195,8 +195,10 @@ async fn read_body<'s>(
 ) -> Result<(Bytes, SemaphorePermit<'s>), ApiError> {
     let limits = &state.limits;
     let limit = limits.max_body_bytes;
+    // Logged once per refusal by the caller (and summed every 10 s): no line of its own,
+    // since a flood of large bodies is exactly when this fires.
     let over_budget = || {
-        log::warn!("MAX_BUFFERED_BYTES reached: refusing a callback body");
+        log::debug!("MAX_BUFFERED_BYTES reached: refusing a callback body");
         ApiError::from(PublishError::Overloaded)
     };
     // A declared length is taken whole and up front: nothing is read into memory unaccounted.
