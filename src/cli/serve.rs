@@ -3,7 +3,9 @@
 //! Start-up failures go to stderr directly, one line each: a `RUST_LOG` of `off` must not hide
 //! why the process exited.
 
-use std::net::TcpListener;
+use std::net::{TcpListener, ToSocketAddrs};
+
+use tokio::net::TcpSocket;
 
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::DefaultProducerContext;
@@ -57,7 +59,7 @@ pub async fn run(embedded_kafka: Option<Option<u16>>) -> i32 {
             return 1;
         }
     }
-    let listener = match TcpListener::bind(&settings.bind_addr) {
+    let listener = match listen(&settings.bind_addr) {
         Ok(listener) => listener,
         Err(e) => {
             eprintln!("configuration error: BIND_ADDR {}: {e}", settings.bind_addr);
@@ -92,6 +94,27 @@ pub async fn run(embedded_kafka: Option<Option<u16>>) -> i32 {
             1
         }
     }
+}
+
+/// Connections the kernel queues for the bridge before it accepts them. std's `bind` asks for
+/// 128: a burst beyond that (ZEGOCLOUD's retries after an outage, many clients at once) is
+/// dropped by the kernel before the bridge sees it. actix's own `bind` asks for 1024-2048.
+const LISTEN_BACKLOG: u32 = 2048;
+
+/// The listener for `BIND_ADDR`, with `LISTEN_BACKLOG`.
+fn listen(bind_addr: &str) -> std::io::Result<TcpListener> {
+    let addr = bind_addr
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| std::io::Error::other("resolves to no address"))?;
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)?.into_std()
 }
 
 /// Forwards connections from 127.0.0.1:`port` to the embedded broker. Clients that bootstrap
