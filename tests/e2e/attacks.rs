@@ -5,7 +5,6 @@
 //! under the Kubernetes limit, and every genuine callback must land.
 
 use std::collections::BTreeSet;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -62,23 +61,6 @@ fn open_descriptors(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
         .map(|d| d.count())
         .unwrap_or(0)
-}
-
-/// Samples the bridge's open descriptors every 100 ms; the peak.
-fn sample_descriptors(pid: u32) -> (Arc<Mutex<usize>>, tokio::task::JoinHandle<()>) {
-    let peak = Arc::new(Mutex::new(0));
-    let sink = peak.clone();
-    let task = tokio::spawn(async move {
-        loop {
-            let open = open_descriptors(pid);
-            {
-                let mut peak = sink.lock().unwrap();
-                *peak = (*peak).max(open);
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    });
-    (peak, task)
 }
 
 const HEAD: &str =
@@ -170,7 +152,9 @@ async fn connection_attacks_are_closed_and_bounded_while_genuine_callbacks_land(
     let pid = bridge.process.pid();
     let idle_descriptors = open_descriptors(pid);
     let (peak_rss, rss_task) = sample_rss(pid);
-    let (peak_fds, fd_task) = sample_descriptors(pid);
+    let (peak_fds, fd_task) = sample_peak(Duration::from_millis(100), move || {
+        open_descriptors(pid) as u64
+    });
 
     // Genuine traffic throughout, retried on ZEGOCLOUD's schedule.
     let url = bridge.url();

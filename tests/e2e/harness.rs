@@ -507,16 +507,24 @@ fn rss_kb(pid: u32) -> u64 {
 
 /// Samples a process's RSS every 250 ms until aborted; the peak in KiB.
 pub fn sample_rss(pid: u32) -> (Arc<Mutex<u64>>, tokio::task::JoinHandle<()>) {
+    sample_peak(Duration::from_millis(250), move || rss_kb(pid))
+}
+
+/// Calls `measure` every `every` until aborted; the highest value seen.
+pub fn sample_peak(
+    every: Duration,
+    measure: impl Fn() -> u64 + Send + 'static,
+) -> (Arc<Mutex<u64>>, tokio::task::JoinHandle<()>) {
     let peak = Arc::new(Mutex::new(0));
     let sink = peak.clone();
     let task = tokio::spawn(async move {
         loop {
-            let rss = rss_kb(pid);
+            let value = measure();
             {
                 let mut peak = sink.lock().unwrap();
-                *peak = (*peak).max(rss);
+                *peak = (*peak).max(value);
             }
-            tokio::time::sleep(Duration::from_millis(250)).await;
+            tokio::time::sleep(every).await;
         }
     });
     (peak, task)
