@@ -1,6 +1,6 @@
 //! End-to-end: tansu and the real bridge binary as processes, driven by `simulate`, the topic
-//! read back by an independent client. Run with `cargo test --features e2e` (needs tansu and
-//! Python confluent-kafka: `.ci/run` installs both).
+//! read back by an independent client. Run with `cargo test --features e2e` (needs tansu,
+//! Python confluent-kafka, haproxy and prometheus: `.ci/run` installs them).
 
 mod attacks;
 #[path = "../support/certs.rs"]
