@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use actix_web::http::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
+use actix_web::http::header::{CONTENT_ENCODING, CONTENT_TYPE};
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
@@ -11,6 +11,7 @@ use serde::Serialize;
 use tokio::sync::SemaphorePermit;
 
 use super::held_payload::HeldPayload;
+use super::limits::declared_length;
 use crate::callback::{self, body, Rejection};
 use crate::clock::unix_ms;
 use crate::dedup::{self, Claim};
@@ -80,7 +81,7 @@ async fn handle(
     // The byte budget is held from the first byte read until this function returns, i.e.
     // through verification and the wait for the ack.
     let checked = async {
-        let declared_length = content_length(request);
+        let declared_length = declared_length(request.headers());
         if declared_length.is_some_and(|len| len > state.limits.max_body_bytes as u64) {
             return Err(Rejection::BodyTooLarge(state.limits.max_body_bytes).into());
         }
@@ -153,15 +154,6 @@ async fn deliver(record: &Record, state: &AppState) -> Result<Delivered, ApiErro
         ),
     }
     Ok(Delivered::Fresh(outcome?))
-}
-
-/// The declared `Content-Length`, if any (actix has already refused a malformed one).
-fn content_length(request: &HttpRequest) -> Option<u64> {
-    request
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
 }
 
 /// The one `Content-Type`, with no `Content-Encoding` the bridge would have to undo.

@@ -6,9 +6,9 @@
 
 use actix_http::{HttpMessage, Request, Response};
 use actix_web::body::BoxBody;
-use actix_web::http::header::CONTENT_LENGTH;
 use actix_web::ResponseError;
 
+use super::limits::declared_length;
 use super::{ApiError, AppState};
 use crate::callback::Rejection;
 
@@ -17,11 +17,7 @@ pub fn continue_or_refuse(
     state: &AppState,
     request: Request,
 ) -> Result<Request, Response<BoxBody>> {
-    let declared = request
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
+    let declared = declared_length(request.headers());
     let limit = state.limits.max_body_bytes;
     let is_callback = request.path() == state.limits.callback_path;
     if is_callback && declared.is_some_and(|len| len > limit as u64) {

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use actix_web::http::header::{HeaderMap, CONTENT_LENGTH};
+
 /// Paths the bridge serves itself; the callback path must not shadow them.
 pub const OWN_PATHS: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
 
@@ -45,4 +47,14 @@ pub fn validate_callback_path(path: &str) -> Result<(), String> {
         return Err(format!("must not be {path}: that path is the bridge's own"));
     }
     Ok(())
+}
+
+/// The body length a request declares in `Content-Length`, if it declares one that parses
+/// (actix has already refused a malformed one). Checked against `max_body_bytes` before any
+/// body byte is read, and before `100 Continue`.
+pub fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
 }
