@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use rdkafka::producer::FutureProducer;
-use zego_kafka_bridge::callback::event::EventKind;
+use zego_kafka_bridge::callback::catalogue::{call, Product};
 use zego_kafka_bridge::callback::policy::CallbackPolicy;
 use zego_kafka_bridge::callback::{body, sample, verify};
 use zego_kafka_bridge::clock::unix_ms;
@@ -29,18 +29,16 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 /// The seed callback as the bridge turns it into a record: decoded, verified, routed.
 fn template_record(settings: &KafkaSettings) -> Record {
     let now = unix_ms() / 1000;
-    let seed = sample::callback(
-        EventKind::CallAccept,
-        "1",
-        "bench-0000000000",
-        now,
-        "350176",
-        "s",
-    );
+    let seed = sample::callback(call::accept(), "1", "bench-0000000000", now, "350176", "s");
     let decoded = body::decode(Bytes::from(seed.to_string()), Some("application/json"))
         .expect("the seed decodes");
-    let callback =
-        verify(decoded, &CallbackPolicy::with_secret("s"), now).expect("the seed verifies");
+    let callback = verify(
+        decoded,
+        &CallbackPolicy::with_secret("s"),
+        Product::Zim,
+        now,
+    )
+    .expect("the seed verifies");
     settings.record_for(callback, unix_ms())
 }
 

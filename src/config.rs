@@ -1,17 +1,17 @@
 //! Reads the environment and assembles each part's settings; validated once, at start-up.
 //!
-//! `envy` reads the fixed variables; the two families with variable names (`KAFKA_TOPIC_<EVENT>`,
-//! `KAFKA_OPT_<NAME>`) are collected by prefix. What a value means is decided by the part that
+//! `envy` reads the fixed variables; the two groups with variable names (`KAFKA_TOPIC_<EVENT>` or
+//! `KAFKA_TOPIC_<FAMILY>`, `KAFKA_OPT_<NAME>`) are collected by prefix. What a value means is decided by the part that
 //! owns it (`callback::policy`, `publish::settings`, `routes::limits`, `tls`): this module only
 //! says which variable a problem came from, and never echoes a secret.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::callback::event::EventKind;
+use crate::callback::catalogue::{EventKind, Family};
 use crate::callback::policy::{self, CallbackPolicy, UnknownEvents};
 use crate::publish::settings::{
     option_property, validate_topic, PassThroughOption, MAX_DELIVERY_TIMEOUT_MS,
@@ -76,6 +76,7 @@ struct RawSettings {
     dedup_capacity: usize,
     #[serde(default = "default_unknown_events")]
     unknown_events: String,
+    zego_families: Option<String>,
     tls_cert_file: Option<PathBuf>,
     tls_key_file: Option<PathBuf>,
 }
@@ -132,6 +133,7 @@ pub const VARIABLES: &[&str] = &[
     "DEDUP_TTL_SECS",
     "DEDUP_CAPACITY",
     "UNKNOWN_EVENTS",
+    "ZEGO_FAMILIES",
     "TLS_CERT_FILE",
     "TLS_KEY_FILE",
     "RUST_LOG",
@@ -174,11 +176,13 @@ impl Settings {
             raw.kafka_delivery_timeout_ms,
             MAX_DELIVERY_TIMEOUT_MS,
         )?;
+        let (event_topics, family_topics) = topic_overrides(&vars)?;
         let mut kafka = KafkaSettings {
             queue_max_bytes: DEFAULT_MAX_BUFFERED_BYTES,
             brokers,
             topic: raw.kafka_topic,
-            topic_overrides: topic_overrides(&vars)?,
+            event_topics,
+            family_topics,
             delivery_timeout: Duration::from_millis(delivery_ms),
             options: kafka_options(&vars)?,
         };
@@ -193,6 +197,8 @@ impl Settings {
                 .then(|| Duration::from_secs(raw.timestamp_tolerance_secs)),
             unknown_events: UnknownEvents::parse(&raw.unknown_events)
                 .map_err(named("UNKNOWN_EVENTS"))?,
+            families: policy::parse_families(raw.zego_families.as_deref().unwrap_or_default())
+                .map_err(named("ZEGO_FAMILIES"))?,
         };
 
         validate_callback_path(&raw.callback_path).map_err(named("CALLBACK_PATH"))?;
@@ -270,24 +276,40 @@ fn within(var: &str, value: u64, max: u64) -> Result<u64, ConfigError> {
     Ok(value)
 }
 
-fn topic_overrides(vars: &[(String, String)]) -> Result<BTreeMap<EventKind, String>, ConfigError> {
-    let mut overrides = BTreeMap::new();
+/// `KAFKA_TOPIC_<EVENT>` and `KAFKA_TOPIC_<FAMILY>`: event names and family names never
+/// collide (the catalogue's tests say so), so the suffix alone tells which.
+fn topic_overrides(vars: &[(String, String)]) -> Result<TopicOverrides, ConfigError> {
+    let (mut by_event, mut by_family) = (BTreeMap::new(), BTreeMap::new());
     for (name, value) in vars {
-        let Some(event) = name.strip_prefix(TOPIC_PREFIX) else {
+        let Some(suffix) = name.strip_prefix(TOPIC_PREFIX) else {
             continue;
         };
-        let kind = EventKind::from_name(&event.to_lowercase()).ok_or_else(|| {
-            ConfigError(format!(
-                "{name}: unknown event {:?}; known events: {}",
-                event.to_lowercase(),
-                EventKind::ALL.map(|k| k.name()).join(", ")
-            ))
-        })?;
+        let suffix = suffix.to_lowercase();
+        let is_event = EventKind::all().any(|k| !k.spec().any_name && k.name() == suffix);
+        let family = Family::from_name(&suffix);
+        if !is_event && family.is_none() {
+            let events: BTreeSet<&str> = EventKind::all()
+                .filter(|k| !k.spec().any_name)
+                .map(|k| k.name())
+                .collect();
+            let families: Vec<&str> = Family::ALL.iter().map(|f| f.name()).collect();
+            return Err(ConfigError(format!(
+                "{name}: {suffix:?} is neither an event nor a family; families: {}; events: {}",
+                families.join(", "),
+                events.into_iter().collect::<Vec<_>>().join(", ")
+            )));
+        }
         validate_topic(value).map_err(|why| ConfigError(format!("{name} {why}")))?;
-        overrides.insert(kind, value.clone());
+        match family {
+            Some(family) => by_family.insert(family, value.clone()),
+            None => by_event.insert(suffix, value.clone()),
+        };
     }
-    Ok(overrides)
+    Ok((by_event, by_family))
 }
+
+/// Topics by event name, and by family.
+type TopicOverrides = (BTreeMap<String, String>, BTreeMap<Family, String>);
 
 fn kafka_options(
     vars: &[(String, String)],
@@ -466,9 +488,20 @@ mod tests {
     }
 
     #[test]
-    fn per_event_topics_and_unknown_event_names() {
-        let s = with(&[("KAFKA_TOPIC_CALL_ACCEPT", "accepts")]).unwrap();
-        assert_eq!(s.kafka.topic_for(Some(EventKind::CallAccept)), "accepts");
+    fn per_event_and_per_family_topics_and_unknown_names() {
+        let s = with(&[
+            ("KAFKA_TOPIC_CALL_ACCEPT", "accepts"),
+            ("KAFKA_TOPIC_ROOM_CREATE", "rooms"),
+            ("KAFKA_TOPIC_AI_AGENT", "agents"),
+            ("KAFKA_TOPIC_RTC", "rtc"),
+        ])
+        .unwrap();
+        assert_eq!(s.kafka.event_topics["call_accept"], "accepts");
+        assert_eq!(s.kafka.event_topics["room_create"], "rooms");
+        assert_eq!(s.kafka.family_topics[&Family::AiAgent], "agents");
+        assert_eq!(s.kafka.family_topics[&Family::Rtc], "rtc");
+        assert!(error_of(&[("KAFKA_TOPIC_AI_AGENT_EVENT", "x")]).contains("neither"));
+        assert!(error_of(&[("KAFKA_TOPIC_RTC", "a b")]).contains("KAFKA_TOPIC_RTC"));
         assert!(error_of(&[("KAFKA_TOPIC_CALL_DANCE", "x")]).contains("KAFKA_TOPIC_CALL_DANCE"));
         assert!(error_of(&[("KAFKA_TOPIC_CALL_ACCEPT", "a b")]).contains("KAFKA_TOPIC_CALL_ACCEPT"));
         assert!(error_of(&[("KAFKA_TOPIC", "bad topic!")]).contains("KAFKA_TOPIC"));
@@ -479,6 +512,9 @@ mod tests {
         assert!(error_of(&[("CALLBACK_PATH", "zego")]).contains("CALLBACK_PATH"));
         assert!(error_of(&[("CALLBACK_PATH", "/metrics")]).contains("CALLBACK_PATH"));
         assert!(error_of(&[("UNKNOWN_EVENTS", "drop")]).contains("UNKNOWN_EVENTS"));
+        assert!(error_of(&[("ZEGO_FAMILIES", "call,chat")]).contains("ZEGO_FAMILIES"));
+        let calls_only = with(&[("ZEGO_FAMILIES", "call")]).unwrap().policy.families;
+        assert_eq!(calls_only.into_iter().collect::<Vec<_>>(), [Family::Call]);
         assert_eq!(
             with(&[("UNKNOWN_EVENTS", "forward")])
                 .unwrap()

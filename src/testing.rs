@@ -9,7 +9,7 @@ use rdkafka::producer::DefaultProducerContext;
 use serde_json::{Map, Value};
 use sha1::{Digest, Sha1};
 
-use crate::callback::event::EventKind;
+use crate::callback::catalogue::{call, EventKind, Product};
 use crate::callback::sample;
 use crate::clock::unix_ms;
 
@@ -26,7 +26,7 @@ pub fn now_secs() -> i64 {
 /// The seed `call_accept`, timestamped now, with `changes` merged in and signed after merging.
 pub fn signed(changes: Value) -> Value {
     let mut body = sample::callback(
-        EventKind::CallAccept,
+        call::accept(),
         "1",
         sample::SEED_CALL_ID,
         now_secs(),
@@ -45,13 +45,29 @@ pub fn resign(body: &mut Value) {
     sample::sign(body, SECRET);
 }
 
-/// A signed callback of `event` (any name of the family) for `call_id`, timestamped now.
+/// A signed callback of `event` for `call_id`, timestamped now: the catalogue's sample when
+/// it knows the name (In-app Chat's, for a name two products share), else a `call_accept`
+/// renamed.
 pub fn event_body(event: &str, call_id: &str) -> Value {
-    let kind = EventKind::from_name(event).unwrap_or(EventKind::CallAccept);
-    let mut body = sample::callback(kind, "1", call_id, now_secs(), SEED_NONCE, SECRET);
-    body["event"] = Value::String(event.to_string());
-    resign(&mut body);
+    let known = EventKind::all().find(|k| !k.spec().any_name && k.name() == event);
+    let mut body = sample::callback(
+        known.unwrap_or(call::accept()),
+        "1",
+        call_id,
+        now_secs(),
+        SEED_NONCE,
+        SECRET,
+    );
+    if known.is_none() {
+        body["event"] = Value::String(event.to_string());
+        resign(&mut body);
+    }
     body
+}
+
+/// A signed sample of `kind` keyed by `key`, timestamped now.
+pub fn sample_of(kind: EventKind, key: &str) -> Value {
+    sample::callback(kind, "1", key, now_secs(), SEED_NONCE, SECRET)
 }
 
 /// `zego-callback-id` as the contract defines it, computed here without the bridge's
@@ -59,7 +75,13 @@ pub fn event_body(event: &str, call_id: &str) -> Value {
 /// keys (serde_json's `Map` is sorted), SHA-1, lower-case hex.
 pub fn expected_callback_id(callback: &Value) -> String {
     let mut object: Map<String, Value> = callback.as_object().cloned().unwrap_or_default();
-    for field in ["nonce", "timestamp", "signature"] {
+    // AI Agent names them in PascalCase.
+    let per_attempt = if object.contains_key("Timestamp") {
+        ["Nonce", "Timestamp", "Signature"]
+    } else {
+        ["nonce", "timestamp", "signature"]
+    };
+    for field in per_attempt {
         object.remove(field);
     }
     let text = serde_json::to_string(&Value::Object(object)).unwrap_or_default();
@@ -93,7 +115,7 @@ pub fn unique_topic(prefix: &str) -> String {
 
 /// One fuzz input through the body decoder and the checks after it, as the cargo-fuzz target
 /// and the stable fuzz loop both run it: the first byte picks the media type and the unknown-
-/// event policy, the rest is the body. Panics only if the bridge would.
+/// event policy and the product, the rest is the body. Panics only if the bridge would.
 pub fn fuzz_decode_and_verify(data: &[u8]) {
     use crate::callback::policy::{CallbackPolicy, UnknownEvents};
     use crate::callback::{body, verify};
@@ -115,16 +137,22 @@ pub fn fuzz_decode_and_verify(data: &[u8]) {
     }
     // Verify against the body's own timestamp when it has one, so signed inputs get past
     // the window and exercise the field checks.
-    let now = decoded
+    let product = Product::ALL[usize::from(selector >> 2) % Product::ALL.len()];
+    let stamp = decoded
         .fields
-        .get("timestamp")
+        .get(product.envelope().timestamp)
         .and_then(|t| t.as_i64().or_else(|| t.as_str()?.parse().ok()))
         .unwrap_or(0);
-    if let Ok(callback) = verify(decoded, &policy, now) {
+    let now = if stamp.unsigned_abs() >= 100_000_000_000 {
+        stamp / 1000
+    } else {
+        stamp
+    };
+    if let Ok(callback) = verify(decoded, &policy, product, now) {
         assert_eq!(callback.id.len(), 40, "a callback id is 40 hex digits");
         assert!(
-            callback.kind.is_none() || callback.call_id.as_deref().is_some_and(|c| !c.is_empty()),
-            "a family event always has a call_id"
+            callback.kind.is_none() || callback.key.as_deref().is_some_and(|c| !c.is_empty()),
+            "a catalogued event always has a non-empty key"
         );
     }
 }
@@ -235,7 +263,7 @@ mod tests {
         );
         let fields = seed.as_object().unwrap();
         assert_eq!(
-            crate::callback::event::callback_id(fields),
+            crate::callback::event::callback_id(fields, ["nonce", "timestamp", "signature"]),
             expected_callback_id(&seed)
         );
     }

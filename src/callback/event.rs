@@ -1,4 +1,4 @@
-//! The call-invitation event family, each event's field checks, and the callback id.
+//! Field rules and their checks, record keys and header ids, and the callback id.
 
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value};
@@ -6,39 +6,36 @@ use sha1::{Digest, Sha1};
 
 use super::Rejection;
 
-/// The events of ZEGOCLOUD's call-invitation family.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum EventKind {
-    CallCreate,
-    CallCancel,
-    CallAccept,
-    CallReject,
-    CallTimeout,
-}
+pub use super::catalogue::EventKind;
 
 /// The JSON type a field must have.
-#[derive(Debug, Clone, Copy)]
-enum FieldType {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldType {
     Text,
     Integer,
+    /// An id some products send as a string and others (or other versions) as a number.
+    TextOrInteger,
     TextList,
+    Object,
+    ObjectList,
 }
 
 /// One field an event carries beyond the envelope.
-struct FieldRule {
-    name: &'static str,
-    kind: FieldType,
-    required: bool,
+#[derive(Debug)]
+pub struct FieldRule {
+    pub name: &'static str,
+    pub kind: FieldType,
+    pub required: bool,
 }
 
-const fn required(name: &'static str, kind: FieldType) -> FieldRule {
+pub const fn required(name: &'static str, kind: FieldType) -> FieldRule {
     FieldRule {
         name,
         kind,
         required: true,
     }
 }
-const fn optional(name: &'static str, kind: FieldType) -> FieldRule {
+pub const fn optional(name: &'static str, kind: FieldType) -> FieldRule {
     FieldRule {
         name,
         kind,
@@ -46,64 +43,18 @@ const fn optional(name: &'static str, kind: FieldType) -> FieldRule {
     }
 }
 
-use FieldType::{Integer, Text, TextList};
-
-const CREATE_RULES: &[FieldRule] = &[
-    required("caller", Text),
-    required("user_ids", TextList),
-    required("create_time", Integer),
-    required("timeout", Integer),
-    optional("payload", Text),
-];
-const CANCEL_RULES: &[FieldRule] = &[
-    required("user_ids", TextList),
-    optional("reason", Text),
-    optional("payload", Text),
-];
-const ANSWER_RULES: &[FieldRule] = &[required("user_id", Text), optional("extend_data", Text)];
-const TIMEOUT_RULES: &[FieldRule] = &[required("user_ids", TextList)];
+use FieldType::{Integer, Object, ObjectList, Text, TextList, TextOrInteger};
 
 impl EventKind {
-    pub const ALL: [EventKind; 5] = [
-        EventKind::CallCreate,
-        EventKind::CallCancel,
-        EventKind::CallAccept,
-        EventKind::CallReject,
-        EventKind::CallTimeout,
-    ];
-
-    /// The `event` value ZEGOCLOUD sends.
-    pub fn name(self) -> &'static str {
-        match self {
-            EventKind::CallCreate => "call_create",
-            EventKind::CallCancel => "call_cancel",
-            EventKind::CallAccept => "call_accept",
-            EventKind::CallReject => "call_reject",
-            EventKind::CallTimeout => "call_timeout",
-        }
-    }
-
-    pub fn from_name(name: &str) -> Option<EventKind> {
-        EventKind::ALL.into_iter().find(|k| k.name() == name)
-    }
-
-    fn rules(self) -> &'static [FieldRule] {
-        match self {
-            EventKind::CallCreate => CREATE_RULES,
-            EventKind::CallCancel => CANCEL_RULES,
-            EventKind::CallAccept | EventKind::CallReject => ANSWER_RULES,
-            EventKind::CallTimeout => TIMEOUT_RULES,
-        }
-    }
-
     /// Checks this event's own fields. With `lenient` (form bodies, where every value is text)
-    /// integers and lists given as text are converted in place, so the published object is typed.
+    /// integers, lists and objects given as text are converted in place, so the published
+    /// object is typed.
     pub fn check_fields(
         self,
         fields: &mut Map<String, Value>,
         lenient: bool,
     ) -> Result<(), Rejection> {
-        for rule in self.rules() {
+        for rule in self.spec().rules {
             match fields.get_mut(rule.name) {
                 None | Some(Value::Null) if rule.required => {
                     return Err(Rejection::MissingField(rule.name.into()))
@@ -115,6 +66,46 @@ impl EventKind {
             }
         }
         Ok(())
+    }
+
+    /// The record key: the first key field holding a non-empty string (the rules have already
+    /// made each one a string when present).
+    pub fn key(self, fields: &Map<String, Value>) -> Result<String, Rejection> {
+        let keys = self.spec().key;
+        if let Some(key) = keys
+            .iter()
+            .filter_map(|name| fields.get(*name).and_then(Value::as_str))
+            .find(|text| !text.is_empty())
+        {
+            return Ok(key.to_string());
+        }
+        let first = keys.first().copied().unwrap_or("key");
+        Err(match keys {
+            [_] if fields.get(first).is_none_or(Value::is_null) => {
+                Rejection::MissingField(first.into())
+            }
+            [_] => Rejection::InvalidField(first.into(), "must not be empty".into()),
+            _ => Rejection::InvalidField(
+                first.into(),
+                format!(
+                    "and {} are empty or missing: nothing to key the record by",
+                    keys[1..].join(", ")
+                ),
+            ),
+        })
+    }
+
+    /// The ordering and dedupe ids this event carries, as `(header, text)`.
+    pub fn header_values(self, fields: &Map<String, Value>) -> Vec<(&'static str, String)> {
+        self.spec()
+            .headers
+            .iter()
+            .filter_map(|(field, header)| match fields.get(*field)? {
+                Value::String(text) => Some((*header, text.clone())),
+                Value::Number(n) => Some((*header, n.to_string())),
+                _ => None,
+            })
+            .collect()
     }
 }
 
@@ -139,6 +130,18 @@ fn check_type(rule: &FieldRule, value: &mut Value, lenient: bool) -> Result<(), 
             Ok(())
         }
         (TextList, _) => Err(invalid("must be an array of strings")),
+        (TextOrInteger, Value::String(_)) => Ok(()),
+        (TextOrInteger, Value::Number(n)) if n.is_i64() || n.is_u64() => Ok(()),
+        (TextOrInteger, _) => Err(invalid("must be a string or an integer")),
+        (Object, Value::Object(_)) => Ok(()),
+        (ObjectList, Value::Array(items)) if items.iter().all(Value::is_object) => Ok(()),
+        (Object | ObjectList, Value::String(text)) if lenient => {
+            let parsed: Value = serde_json::from_str(text).map_err(|_| invalid("must be JSON"))?;
+            *value = parsed;
+            check_type(rule, value, false)
+        }
+        (Object, _) => Err(invalid("must be an object")),
+        (ObjectList, _) => Err(invalid("must be an array of objects")),
     }
 }
 
@@ -156,34 +159,27 @@ fn text_list(text: &str) -> Option<Value> {
     Some(Value::from(items))
 }
 
-/// Fields that change between retries of one callback and so stay out of its id.
-const PER_ATTEMPT_FIELDS: [&str; 3] = ["nonce", "timestamp", "signature"];
-
-/// `zego-callback-id`: lower-case hex SHA-1 of the callback without nonce, timestamp and
-/// signature, as compact JSON with keys sorted at every level (serde_json's default `Map` is
+/// `zego-callback-id`: lower-case hex SHA-1 of the callback without the fields that change
+/// between retries (`per_attempt`: the product's nonce, timestamp and signature names), as compact JSON with keys sorted at every level (serde_json's default `Map` is
 /// a `BTreeMap`, so serialising it does exactly that).
 ///
 /// The JSON is streamed into the hash, skipping the per-attempt fields on the way: no copy of
 /// the object and no intermediate buffer on the request path.
-pub fn callback_id(fields: &Map<String, Value>) -> String {
+pub fn callback_id(fields: &Map<String, Value>, per_attempt: [&str; 3]) -> String {
     let mut hasher = Sha1::new();
     // Writing JSON of Values into a hasher cannot fail: every key is a string, and the
     // hasher's `Write` never errors.
-    let _ = serde_json::to_writer(&mut hasher, &WithoutPerAttemptFields(fields));
+    let _ = serde_json::to_writer(&mut hasher, &WithoutPerAttemptFields(fields, per_attempt));
     hex::encode(hasher.finalize())
 }
 
-/// Serialises an object minus `PER_ATTEMPT_FIELDS`, keys in the map's (sorted) order.
-struct WithoutPerAttemptFields<'a>(&'a Map<String, Value>);
+/// Serialises an object minus the per-attempt fields, keys in the map's (sorted) order.
+struct WithoutPerAttemptFields<'a>(&'a Map<String, Value>, [&'a str; 3]);
 
 impl Serialize for WithoutPerAttemptFields<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(None)?;
-        for (key, value) in self
-            .0
-            .iter()
-            .filter(|(k, _)| !PER_ATTEMPT_FIELDS.contains(&k.as_str()))
-        {
+        for (key, value) in self.0.iter().filter(|(k, _)| !self.1.contains(&k.as_str())) {
             map.serialize_entry(key, value)?;
         }
         map.end()
@@ -193,6 +189,9 @@ impl Serialize for WithoutPerAttemptFields<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::callback::catalogue::call;
+
+    const PER_ATTEMPT: [&str; 3] = ["nonce", "timestamp", "signature"];
     use serde_json::json;
 
     fn object(value: Value) -> Map<String, Value> {
@@ -204,7 +203,7 @@ mod tests {
 
     #[test]
     fn names_round_trip() {
-        for kind in EventKind::ALL {
+        for kind in crate::callback::catalogue::Family::Call.events() {
             assert_eq!(EventKind::from_name(kind.name()), Some(kind));
         }
         assert_eq!(EventKind::from_name("call_dance"), None);
@@ -219,22 +218,22 @@ mod tests {
             "timestamp":1499676978,"call_id":"3501761173612493269","user_id":"abc","extend_data":"extendData"}),
         );
         let expected = "5541586fdddebd3f426379a790566f16ed8b6b83";
-        assert_eq!(callback_id(&seed), expected);
+        assert_eq!(callback_id(&seed, PER_ATTEMPT), expected);
         let retry: Map<String, Value> = serde_json::from_str(
             r#"{"extend_data":"extendData","user_id":"abc","call_id":"3501761173612493269","timestamp":"1499677000","signature":"other","nonce":99,"event":"call_accept","appid":"1"}"#,
         )
         .unwrap();
-        assert_eq!(callback_id(&retry), expected);
+        assert_eq!(callback_id(&retry, PER_ATTEMPT), expected);
         let mut changed = seed.clone();
         changed.insert("extend_data".into(), json!("different"));
-        assert_ne!(callback_id(&changed), expected);
+        assert_ne!(callback_id(&changed, PER_ATTEMPT), expected);
     }
 
     /// Numbers are hashed as sent: two callbacks that differ only past a 64-bit float's
     /// precision are different callbacks, never each other's duplicate.
     #[test]
     fn callback_id_sees_every_digit_of_a_number() {
-        let id = |text: &str| callback_id(&serde_json::from_str(text).unwrap());
+        let id = |text: &str| callback_id(&serde_json::from_str(text).unwrap(), PER_ATTEMPT);
         assert_ne!(
             id(r#"{"call_id":"c","n":18446744073709551616}"#),
             id(r#"{"call_id":"c","n":18446744073709551617}"#)
@@ -247,59 +246,55 @@ mod tests {
 
     #[test]
     fn required_fields_are_enforced_per_event() {
-        let mut fields =
-            object(json!({"caller":"a","user_ids":["b"],"create_time":1,"timeout":30}));
-        assert!(EventKind::CallCreate
-            .check_fields(&mut fields, false)
-            .is_ok());
+        let mut fields = object(
+            json!({"call_id":"c","caller":"a","user_ids":["b"],"create_time":1,"timeout":30}),
+        );
+        assert!(call::create().check_fields(&mut fields, false).is_ok());
         fields.remove("timeout");
         assert_eq!(
-            EventKind::CallCreate.check_fields(&mut fields, false),
+            call::create().check_fields(&mut fields, false),
             Err(Rejection::MissingField("timeout".into()))
         );
-        let mut null_user = object(json!({"user_id": null}));
+        let mut null_user = object(json!({"call_id":"c","user_id": null}));
         assert!(matches!(
-            EventKind::CallAccept.check_fields(&mut null_user, false),
+            call::accept().check_fields(&mut null_user, false),
             Err(Rejection::MissingField(_))
         ));
     }
 
     #[test]
     fn types_are_strict_for_json_and_lenient_for_form() {
-        let mut wrong = object(json!({"user_ids":"u1,u2"}));
+        let mut wrong = object(json!({"call_id":"c","user_ids":"u1,u2"}));
         assert!(matches!(
-            EventKind::CallTimeout.check_fields(&mut wrong, false),
+            call::timeout().check_fields(&mut wrong, false),
             Err(Rejection::InvalidField(..))
         ));
-        assert!(EventKind::CallTimeout
-            .check_fields(&mut wrong, true)
-            .is_ok());
+        assert!(call::timeout().check_fields(&mut wrong, true).is_ok());
         assert_eq!(wrong["user_ids"], json!(["u1", "u2"]));
 
         let mut form = object(
-            json!({"caller":"a","user_ids":"[\"b\",\"c\"]","create_time":"17","timeout":"30"}),
+            json!({"call_id":"c","caller":"a","user_ids":"[\"b\",\"c\"]","create_time":"17","timeout":"30"}),
         );
-        assert!(EventKind::CallCreate.check_fields(&mut form, true).is_ok());
+        assert!(call::create().check_fields(&mut form, true).is_ok());
         assert_eq!(form["user_ids"], json!(["b", "c"]));
         assert_eq!(form["create_time"], json!(17));
 
         for bad in [
-            json!({"user_id": 5}),
-            json!({"user_id": "u", "extend_data": []}),
+            json!({"call_id":"c","user_id": 5}),
+            json!({"call_id":"c","user_id": "u", "extend_data": []}),
         ] {
             let mut fields = object(bad);
             assert!(matches!(
-                EventKind::CallReject.check_fields(&mut fields, true),
+                call::reject().check_fields(&mut fields, true),
                 Err(Rejection::InvalidField(..))
             ));
         }
-        let mut float_time =
-            object(json!({"caller":"a","user_ids":[],"create_time":1.5,"timeout":30}));
-        assert!(EventKind::CallCreate
-            .check_fields(&mut float_time, false)
-            .is_err());
-        let mut mixed_list = object(json!({"user_ids":["a", 1]}));
-        assert!(EventKind::CallTimeout
+        let mut float_time = object(
+            json!({"call_id":"c","caller":"a","user_ids":[],"create_time":1.5,"timeout":30}),
+        );
+        assert!(call::create().check_fields(&mut float_time, false).is_err());
+        let mut mixed_list = object(json!({"call_id":"c","user_ids":["a", 1]}));
+        assert!(call::timeout()
             .check_fields(&mut mixed_list, false)
             .is_err());
     }

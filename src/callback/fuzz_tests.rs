@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use proptest::prelude::{Rng, RngExt};
 use proptest::test_runner::{RngAlgorithm, TestRng};
 
+use super::catalogue::{EventKind, Product};
 use crate::testing::{fuzz_decode_and_verify, hostile_bodies, signed};
 
 /// Mutations per run: enough to reach well past the corpus, a few seconds in a debug build.
@@ -78,8 +79,6 @@ fn the_corpus_and_its_mutations_never_panic() {
 #[test]
 #[ignore]
 fn write_fuzz_corpus() {
-    use crate::callback::event::EventKind;
-    use crate::testing::event_body;
     let dir = corpus_dir();
     std::fs::create_dir_all(&dir).unwrap();
     let mut seeds: Vec<(u8, Vec<u8>)> = hostile_bodies()
@@ -91,10 +90,18 @@ fn write_fuzz_corpus() {
             )
         })
         .collect();
-    for kind in EventKind::ALL {
-        let body = event_body(kind.name(), "corpus-call");
-        seeds.push((0, body.to_string().into_bytes()));
-        seeds.push((1, crate::callback::sample::form_encode(&body).into_bytes()));
+    for kind in EventKind::all() {
+        let body = crate::testing::sample_of(kind, "corpus-call");
+        // The selector's bits 2-3 pick the product the body was posted to.
+        let product = Product::ALL
+            .iter()
+            .position(|p| *p == kind.family().product())
+            .unwrap_or(0) as u8;
+        seeds.push((product << 2, body.to_string().into_bytes()));
+        seeds.push((
+            product << 2 | 1,
+            crate::callback::sample::form_encode(&body).into_bytes(),
+        ));
     }
     seeds.push((
         2,

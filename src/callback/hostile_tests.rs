@@ -3,13 +3,20 @@
 
 use bytes::Bytes;
 
+use super::catalogue::Product;
 use super::policy::CallbackPolicy;
 use super::{body, verify, Rejection};
 use crate::testing::{hostile_bodies, now_secs, SECRET};
 
 fn refusal(content_type: Option<&str>, bytes: &[u8]) -> Result<(), Rejection> {
     let decoded = body::decode(Bytes::copy_from_slice(bytes), content_type)?;
-    verify(decoded, &CallbackPolicy::with_secret(SECRET), now_secs()).map(|_| ())
+    verify(
+        decoded,
+        &CallbackPolicy::with_secret(SECRET),
+        Product::Zim,
+        now_secs(),
+    )
+    .map(|_| ())
 }
 
 #[test]

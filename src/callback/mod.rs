@@ -3,15 +3,18 @@
 //! Pure and synchronous; a `Callback` exists only once every check passed.
 
 pub mod body;
+pub mod catalogue;
 pub mod event;
 pub mod policy;
 pub mod sample;
+pub mod schema;
 pub mod signature;
 
 use bytes::Bytes;
 use serde_json::{Map, Value};
 
 use body::{DecodedBody, Encoding};
+use catalogue::{Family, Product, BEFORE_SEND_MSG};
 use event::EventKind;
 use policy::{CallbackPolicy, UnknownEvents};
 
@@ -42,6 +45,10 @@ pub enum Rejection {
     UnknownApp,
     #[error("event {0:?} is not supported")]
     UnsupportedEvent(String),
+    #[error("event {0:?} belongs to the {1} family, which ZEGO_FAMILIES does not accept")]
+    FamilyDisabled(String, &'static str),
+    #[error("before_send_msg waits for a verdict on every message: point it at a moderation service, not this bridge")]
+    SynchronousEvent,
 }
 
 impl Rejection {
@@ -60,6 +67,8 @@ impl Rejection {
             Rejection::StaleTimestamp => "stale_timestamp",
             Rejection::UnknownApp => "unknown_app",
             Rejection::UnsupportedEvent(_) => "unsupported_event",
+            Rejection::FamilyDisabled(..) => "family_disabled",
+            Rejection::SynchronousEvent => "synchronous_event",
         }
     }
 }
@@ -70,11 +79,15 @@ const MAX_SHOWN_EVENT_CHARS: usize = 64;
 /// A callback that passed every check: what gets published.
 #[derive(Debug, Clone)]
 pub struct Callback {
-    /// `None` for an event outside the family that is being forwarded.
+    /// `None` for an event outside the catalogue that is being forwarded.
     pub kind: Option<EventKind>,
+    /// The event name as sent (`recording_status` for cloud recording, which sends none).
     pub event: String,
     pub appid: String,
-    pub call_id: Option<String>,
+    /// The record key: the event's natural key (`call_id`, `room_id`, …).
+    pub key: Option<String>,
+    /// Ordering and dedupe ids the event carries, as `(header, value)`.
+    pub headers: Vec<(&'static str, String)>,
     /// `zego-callback-id`: the same for every retry of this callback.
     pub id: String,
     /// Which configured secret signed it, counted from 1: tells when an old one can go.
@@ -83,18 +96,30 @@ pub struct Callback {
     pub value: Bytes,
 }
 
+impl Callback {
+    pub fn family(&self) -> Option<Family> {
+        self.kind.map(EventKind::family)
+    }
+}
+
 /// Runs the checks after decoding, in the contract's order: signature → timestamp → appid →
-/// event schema. `now` is Unix seconds.
-pub fn verify(body: DecodedBody, policy: &CallbackPolicy, now: i64) -> Result<Callback, Rejection> {
+/// event schema. `product` is the URL it came to; `now` is Unix seconds.
+pub fn verify(
+    body: DecodedBody,
+    policy: &CallbackPolicy,
+    product: Product,
+    now: i64,
+) -> Result<Callback, Rejection> {
     let DecodedBody {
         mut fields,
         encoding,
         json_text,
     } = body;
-    let (timestamp_text, timestamp) = timestamp(&fields)?;
-    let nonce = text_or_integer(&fields, "nonce")?;
+    let names = product.envelope();
+    let (timestamp_text, timestamp) = timestamp(&fields, names.timestamp)?;
+    let nonce = text_or_integer(&fields, names.nonce)?;
     let signature = fields
-        .get("signature")
+        .get(names.signature)
         .and_then(Value::as_str)
         .unwrap_or_default();
     let Some(secret) =
@@ -107,7 +132,7 @@ pub fn verify(body: DecodedBody, policy: &CallbackPolicy, now: i64) -> Result<Ca
             return Err(Rejection::StaleTimestamp);
         }
     }
-    let appid = text_or_integer(&fields, "appid")?;
+    let appid = text_or_integer(&fields, names.appid)?;
     if policy
         .app_ids
         .as_ref()
@@ -115,27 +140,49 @@ pub fn verify(body: DecodedBody, policy: &CallbackPolicy, now: i64) -> Result<Ca
     {
         return Err(Rejection::UnknownApp);
     }
-    let event = match fields.get("event") {
-        None | Some(Value::Null) => return Err(Rejection::MissingField("event".into())),
-        Some(Value::String(name)) => name.clone(),
-        Some(_) => {
-            return Err(Rejection::InvalidField(
-                "event".into(),
-                "must be a string".into(),
-            ))
-        }
+    let event = match names.event {
+        // Cloud recording sends no event name: its one spec applies.
+        None => "recording_status".to_string(),
+        Some(field) => match fields.get(field) {
+            None | Some(Value::Null) => return Err(Rejection::MissingField(field.into())),
+            Some(Value::String(name)) => name.clone(),
+            Some(_) => {
+                return Err(Rejection::InvalidField(
+                    field.into(),
+                    "must be a string".into(),
+                ))
+            }
+        },
     };
-    let kind = EventKind::from_name(&event);
-    if kind.is_none() && policy.unknown_events == UnknownEvents::Reject {
-        // The name goes into a log line and the answer: keep an attacker's megabyte out of both.
-        let shown: String = event.chars().take(MAX_SHOWN_EVENT_CHARS).collect();
-        return Err(Rejection::UnsupportedEvent(shown));
+    // The name goes into a log line and the answer: keep an attacker's megabyte out of both.
+    let shown = || {
+        event
+            .chars()
+            .take(MAX_SHOWN_EVENT_CHARS)
+            .collect::<String>()
+    };
+    if product == Product::Zim && event == BEFORE_SEND_MSG {
+        return Err(Rejection::SynchronousEvent);
     }
-    let call_id = call_id(&fields, kind.is_some())?;
+    let kind = EventKind::lookup(product, &event);
     if let Some(kind) = kind {
-        kind.check_fields(&mut fields, encoding == Encoding::Form)?;
+        if !policy.families.contains(&kind.family()) {
+            return Err(Rejection::FamilyDisabled(shown(), kind.family().name()));
+        }
+    } else if policy.unknown_events == UnknownEvents::Reject {
+        return Err(Rejection::UnsupportedEvent(shown()));
     }
-    let id = event::callback_id(&fields);
+    let (key, headers) = match kind {
+        Some(kind) => {
+            kind.check_fields(&mut fields, encoding == Encoding::Form)?;
+            (Some(kind.key(&fields)?), kind.header_values(&fields))
+        }
+        None => (
+            unknown_event_key(&fields, product.unknown_event_key())?,
+            Vec::new(),
+        ),
+    };
+    let id = event::callback_id(&fields, [names.nonce, names.timestamp, names.signature]);
     let value = match json_text {
         Some(text) => text,
         // Serialising a Map of Values cannot fail.
@@ -145,36 +192,44 @@ pub fn verify(body: DecodedBody, policy: &CallbackPolicy, now: i64) -> Result<Ca
         kind,
         event,
         appid,
-        call_id,
+        key,
+        headers,
         id,
         secret,
         value,
     })
 }
 
-/// `timestamp` as sent (its text, for the signature) and as seconds (for the window).
+/// A timestamp at or above this is milliseconds: as seconds it would be past the year 5000,
+/// as milliseconds it is after March 1973. ZEGOCLOUD's docs disagree on the unit for groups
+/// and rooms, and AI Agent sends milliseconds, so the magnitude decides, per callback.
+const MILLISECONDS_FROM: i64 = 100_000_000_000;
+
+/// The timestamp field as sent (its text, for the signature) and as seconds (for the window).
 ///
 /// A string must be an integer's plain digits (the published schema's `^-?[0-9]+$`): Rust's
 /// parser would also take `+17…`, which a consumer validating the record would not.
-fn timestamp(fields: &Map<String, Value>) -> Result<(String, i64), Rejection> {
+fn timestamp(fields: &Map<String, Value>, name: &str) -> Result<(String, i64), Rejection> {
     let invalid = || {
         Rejection::InvalidField(
-            "timestamp".into(),
-            "must be an integer number of seconds".into(),
+            name.into(),
+            "must be an integer number of seconds or milliseconds".into(),
         )
     };
-    match fields.get("timestamp") {
-        None | Some(Value::Null) => Err(Rejection::MissingField("timestamp".into())),
-        Some(Value::Number(n)) => n
-            .as_i64()
-            .map(|secs| (n.to_string(), secs))
-            .ok_or_else(invalid),
-        Some(Value::String(text)) if is_plain_integer(text) => text
-            .parse::<i64>()
-            .map(|secs| (text.clone(), secs))
-            .map_err(|_| invalid()),
-        Some(_) => Err(invalid()),
-    }
+    let (text, value) = match fields.get(name) {
+        None | Some(Value::Null) => return Err(Rejection::MissingField(name.into())),
+        Some(Value::Number(n)) => (n.to_string(), n.as_i64().ok_or_else(invalid)?),
+        Some(Value::String(text)) if is_plain_integer(text) => {
+            (text.clone(), text.parse::<i64>().map_err(|_| invalid())?)
+        }
+        Some(_) => return Err(invalid()),
+    };
+    let seconds = if value.unsigned_abs() >= MILLISECONDS_FROM as u64 {
+        value / 1000
+    } else {
+        value
+    };
+    Ok((text, seconds))
 }
 
 /// An optional minus sign, then one or more ASCII digits, and nothing else.
@@ -196,18 +251,18 @@ fn text_or_integer(fields: &Map<String, Value>, name: &str) -> Result<String, Re
     }
 }
 
-/// `call_id`: required and non-empty for the family; optional for forwarded unknown events.
-fn call_id(fields: &Map<String, Value>, required: bool) -> Result<Option<String>, Rejection> {
-    match fields.get("call_id") {
-        None | Some(Value::Null) if required => Err(Rejection::MissingField("call_id".into())),
+/// The key of a forwarded event the catalogue does not know: the product's usual key field
+/// when it is there (and then a non-empty string), else none.
+fn unknown_event_key(fields: &Map<String, Value>, name: &str) -> Result<Option<String>, Rejection> {
+    match fields.get(name) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(id)) if id.is_empty() => Err(Rejection::InvalidField(
-            "call_id".into(),
+            name.into(),
             "must not be empty".into(),
         )),
         Some(Value::String(id)) => Ok(Some(id.clone())),
         Some(_) => Err(Rejection::InvalidField(
-            "call_id".into(),
+            name.into(),
             "must be a string".into(),
         )),
     }

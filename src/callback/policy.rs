@@ -2,9 +2,10 @@
 //!
 //! Parsed here from the text of the settings; `config` only says which variable each came from.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::time::Duration;
 
+use super::catalogue::Family;
 use crate::secret::Secret;
 
 /// What to do with an `event` outside the known families.
@@ -36,16 +37,20 @@ pub struct CallbackPolicy {
     /// `None` means the timestamp window is off.
     pub timestamp_tolerance: Option<Duration>,
     pub unknown_events: UnknownEvents,
+    /// The families accepted (`ZEGO_FAMILIES`); the others are answered 422 `family_disabled`.
+    pub families: BTreeSet<Family>,
 }
 
 impl CallbackPolicy {
-    /// One secret, any app, a 300 s window, unknown events refused: tests and tools start here.
+    /// One secret, any app, a 300 s window, unknown events refused, every family: tests and
+    /// tools start here.
     pub fn with_secret(secret: &str) -> Self {
         CallbackPolicy {
             secrets: vec![Secret::new(secret)],
             app_ids: None,
             timestamp_tolerance: Some(Duration::from_secs(300)),
             unknown_events: UnknownEvents::Reject,
+            families: Family::ALL.into_iter().collect(),
         }
     }
 }
@@ -73,4 +78,46 @@ pub fn parse_app_ids(text: &str) -> Option<HashSet<String>> {
         .map(String::from)
         .collect();
     (!ids.is_empty()).then_some(ids)
+}
+
+/// Comma-separated family names; empty or `all` means every family.
+pub fn parse_families(text: &str) -> Result<BTreeSet<Family>, String> {
+    let names: Vec<&str> = text
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    if names.is_empty() || names == ["all"] {
+        return Ok(Family::ALL.into_iter().collect());
+    }
+    names
+        .iter()
+        .map(|name| {
+            Family::from_name(&name.to_lowercase()).ok_or_else(|| {
+                let known: Vec<&str> = Family::ALL.iter().map(|f| f.name()).collect();
+                format!("{name:?} is not a family; known: all, {}", known.join(", "))
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn families_parse_by_name_with_all_as_default() {
+        assert_eq!(parse_families("").unwrap().len(), Family::ALL.len());
+        assert_eq!(parse_families("all").unwrap().len(), Family::ALL.len());
+        assert_eq!(
+            parse_families(" call , RTC")
+                .unwrap()
+                .into_iter()
+                .collect::<Vec<_>>(),
+            [Family::Call, Family::Rtc]
+        );
+        assert!(parse_families("call,chat")
+            .unwrap_err()
+            .contains("\"chat\""));
+    }
 }

@@ -5,7 +5,7 @@ use bytes::Bytes;
 use proptest::prelude::*;
 use serde_json::Value;
 
-use super::event::EventKind;
+use super::catalogue::EventKind;
 use super::policy::CallbackPolicy;
 use super::{body, sample, verify};
 
@@ -13,11 +13,7 @@ const NOW: i64 = 1_499_676_978;
 const SECRET: &str = "secret";
 
 fn schema(kind: EventKind) -> jsonschema::Validator {
-    let path = format!(
-        "{}/schemas/{}.schema.json",
-        env!("CARGO_MANIFEST_DIR"),
-        kind.name()
-    );
+    let path = format!("{}/{}", env!("CARGO_MANIFEST_DIR"), kind.schema_path());
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     jsonschema::validator_for(&serde_json::from_str(&text).unwrap()).expect("valid schema")
 }
@@ -47,32 +43,27 @@ fn any_value() -> impl Strategy<Value = Value> {
     .prop_map(|text| serde_json::from_str(text).unwrap())
 }
 
-/// Every field a callback of the family can carry, envelope included.
-const FIELDS: &[&str] = &[
-    "appid",
-    "nonce",
-    "timestamp",
-    "call_id",
-    "caller",
-    "user_ids",
-    "create_time",
-    "timeout",
-    "payload",
-    "reason",
-    "user_id",
-    "extend_data",
-    "unknown_extra",
-];
+/// Every field a callback of `kind` can carry, envelope included, and one it never does.
+fn fields_of(kind: EventKind) -> Vec<&'static str> {
+    let names = kind.family().product().envelope();
+    [names.appid, names.nonce, names.timestamp]
+        .into_iter()
+        .chain(kind.spec().rules.iter().map(|rule| rule.name))
+        .chain(["unknown_extra"])
+        .collect()
+}
 
 proptest! {
     #[test]
     fn accepted_callbacks_validate_against_their_schema(
-        kind in prop::sample::select(EventKind::ALL.to_vec()),
-        field in prop::sample::select(FIELDS),
+        kind in prop::sample::select(EventKind::all().collect::<Vec<_>>()),
+        field_index in any::<prop::sample::Index>(),
         value in any_value(),
         as_form in any::<bool>(),
     ) {
-        let mut callback = sample::callback(kind, "1", "call-1", NOW, "350176", SECRET);
+        let fields = fields_of(kind);
+        let field = fields[field_index.index(fields.len())];
+        let mut callback = sample::callback(kind, "1", "key-1", NOW, "350176", SECRET);
         callback[field] = value;
         sample::sign(&mut callback, SECRET);
         let (bytes, content_type) = if as_form {
@@ -83,10 +74,32 @@ proptest! {
         let Ok(decoded) = body::decode(Bytes::from(bytes), Some(content_type)) else {
             return Ok(());
         };
-        if let Ok(accepted) = verify(decoded, &CallbackPolicy::with_secret(SECRET), NOW) {
+        let product = kind.family().product();
+        if let Ok(accepted) = verify(decoded, &CallbackPolicy::with_secret(SECRET), product, NOW) {
             let value: Value = serde_json::from_slice(&accepted.value).unwrap();
             let errors: Vec<String> = schema(kind).iter_errors(&value).map(|e| e.to_string()).collect();
             prop_assert!(errors.is_empty(), "accepted {value} breaks the {} schema: {errors:?}", kind.name());
         }
+    }
+
+    /// Every sample is accepted untouched, as JSON and as a form, and lands keyed as the
+    /// catalogue says.
+    #[test]
+    fn every_sample_is_accepted_with_its_key(
+        kind in prop::sample::select(EventKind::all().collect::<Vec<_>>()),
+        as_form in any::<bool>(),
+    ) {
+        let callback = sample::callback(kind, "1", "key-1", NOW, "350176", SECRET);
+        let (bytes, content_type) = if as_form {
+            (sample::form_encode(&callback), "application/x-www-form-urlencoded")
+        } else {
+            (callback.to_string(), "application/json")
+        };
+        let decoded = body::decode(Bytes::from(bytes), Some(content_type)).unwrap();
+        let product = kind.family().product();
+        let accepted = verify(decoded, &CallbackPolicy::with_secret(SECRET), product, NOW);
+        let accepted = accepted.unwrap_or_else(|e| panic!("{} refused: {e}", kind.name()));
+        prop_assert_eq!(accepted.kind, Some(kind));
+        prop_assert_eq!(accepted.key.as_deref(), Some("key-1"));
     }
 }

@@ -18,7 +18,7 @@ fn settings() -> CallbackPolicy {
 /// The documented seed at `NOW`, with `changes` merged in (and re-signed).
 fn signed(changes: Value) -> Value {
     let mut v = sample::callback(
-        EventKind::CallAccept,
+        catalogue::call::accept(),
         "1",
         sample::SEED_CALL_ID,
         NOW,
@@ -35,16 +35,16 @@ fn signed(changes: Value) -> Value {
 fn check(value: &Value, settings: &CallbackPolicy, now: i64) -> Result<Callback, Rejection> {
     let bytes = Bytes::from(serde_json::to_vec(value).unwrap());
     let decoded = body::decode(bytes, Some("application/json"))?;
-    verify(decoded, settings, now)
+    verify(decoded, settings, Product::Zim, now)
 }
 
 #[test]
 fn seed_passes_with_its_bytes_as_value() {
     let v = signed(json!({}));
     let cb = check(&v, &settings(), NOW).unwrap();
-    assert_eq!(cb.kind, Some(EventKind::CallAccept));
+    assert_eq!(cb.kind, Some(catalogue::call::accept()));
     assert_eq!(cb.appid, "1");
-    assert_eq!(cb.call_id.as_deref(), Some("3501761173612493269"));
+    assert_eq!(cb.key.as_deref(), Some("3501761173612493269"));
     assert_eq!(cb.value, Bytes::from(serde_json::to_vec(&v).unwrap()));
     assert_eq!(cb.id.len(), 40);
 }
@@ -184,7 +184,7 @@ fn unknown_events_rejected_or_forwarded() {
     assert_eq!((cb.kind, cb.event.as_str()), (None, "call_dance"));
     let mut no_call = v.clone();
     no_call.as_object_mut().unwrap().remove("call_id");
-    assert_eq!(check(&no_call, &forward, NOW).unwrap().call_id, None);
+    assert_eq!(check(&no_call, &forward, NOW).unwrap().key, None);
 }
 
 #[test]
@@ -195,7 +195,7 @@ fn form_body_is_published_as_a_typed_json_object() {
     );
     let decoded =
         body::decode(Bytes::from(form), Some("application/x-www-form-urlencoded")).unwrap();
-    let cb = verify(decoded, &settings(), NOW).unwrap();
+    let cb = verify(decoded, &settings(), Product::Zim, NOW).unwrap();
     let published: Value = serde_json::from_slice(&cb.value).unwrap();
     assert_eq!(published["user_ids"], json!(["b", "c"]));
     assert_eq!(published["timeout"], json!(30));

@@ -6,6 +6,7 @@ use std::io::Read;
 use bytes::Bytes;
 use clap::Args;
 
+use crate::callback::catalogue::Product;
 use crate::callback::policy::{parse_secrets, CallbackPolicy};
 use crate::callback::{body, signature, verify};
 use crate::clock::unix_ms;
@@ -37,6 +38,16 @@ pub struct VerifyArgs {
     /// Also check the timestamp is within this many seconds of now (0: not checked).
     #[arg(long, default_value_t = 0)]
     pub tolerance_secs: u64,
+    /// The product that sent it (the URL it was posted to): zim, rtc, recording or ai-agent.
+    #[arg(long, default_value = "zim", value_parser = product)]
+    pub product: Product,
+}
+
+fn product(name: &str) -> Result<Product, String> {
+    Product::from_name(name).ok_or_else(|| {
+        let names: Vec<&str> = Product::ALL.iter().map(|p| p.name()).collect();
+        format!("must be one of {}", names.join(", "))
+    })
 }
 
 /// Prints `timestamp`, `nonce` and `signature` as JSON fields to paste into a body.
@@ -89,14 +100,15 @@ pub fn check(args: VerifyArgs) -> i32 {
         (args.tolerance_secs > 0).then(|| std::time::Duration::from_secs(args.tolerance_secs));
     policy.unknown_events = crate::callback::policy::UnknownEvents::Forward;
     let checked = body::decode(Bytes::from(text), Some(&args.content_type))
-        .and_then(|decoded| verify(decoded, &policy, unix_ms() / 1000));
+        .and_then(|decoded| verify(decoded, &policy, args.product, unix_ms() / 1000));
     match checked {
         Ok(callback) => {
             println!(
-                "valid: signed with secret {} of {count}; event {} call_id {} callback id {}",
+                "valid: signed with secret {} of {count}; family {} event {} key {} callback id {}",
                 callback.secret,
+                callback.family().map_or("-", |f| f.name()),
                 callback.event,
-                callback.call_id.as_deref().unwrap_or("-"),
+                callback.key.as_deref().unwrap_or("-"),
                 callback.id
             );
             0

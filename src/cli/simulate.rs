@@ -14,7 +14,7 @@ use futures_util::StreamExt;
 use serde_json::{json, Map, Value};
 
 use super::output::{Stdout, Written};
-use crate::callback::event::EventKind;
+use crate::callback::catalogue::{EventKind, Family, Product};
 use crate::callback::sample;
 use crate::clock::unix_ms;
 
@@ -39,12 +39,18 @@ pub struct SimulateArgs {
     /// The ZEGOCLOUD AppID to send.
     #[arg(long, default_value = "1")]
     pub appid: String,
-    /// The event to send: any name (the call family's get realistic fields), or `family` for
-    /// all five events of each call, in order.
-    #[arg(long, default_value = "call_accept")]
-    pub event: String,
-    /// The call id; with --count above 1 each call gets `<call-id>-<n>`.
-    #[arg(long, default_value = sample::SEED_CALL_ID)]
+    /// The event to send [default: call_accept]: any name (catalogued events get realistic
+    /// fields, and go to their product's path), or `family` for the call family's five events.
+    /// With --family, picks that family's event of this name (e.g. rtc's room_create).
+    #[arg(long)]
+    pub event: Option<String>,
+    /// Send every event of a family, in life-cycle order, for each call: call, login, message,
+    /// group, room, rtc, recording, ai_agent, or `all` for every event of every family.
+    #[arg(long)]
+    pub family: Option<String>,
+    /// The record key each callback carries (call_id, room_id, group_id, task_id, …); with
+    /// --count above 1 each call gets `<key>-<n>`.
+    #[arg(long, visible_alias = "key", default_value = sample::SEED_CALL_ID)]
     pub call_id: String,
     /// How many calls to send.
     #[arg(long, default_value_t = 1)]
@@ -150,6 +156,13 @@ struct Run {
 }
 
 pub async fn run(args: SimulateArgs) -> i32 {
+    let events = match planned_events(&args) {
+        Ok(events) => events,
+        Err(why) => {
+            eprintln!("simulate: {why}");
+            return 2;
+        }
+    };
     let url = args.url.clone().unwrap_or_else(|| {
         let addr = args
             .bind_addr
@@ -182,7 +195,7 @@ pub async fn run(args: SimulateArgs) -> i32 {
         .is_terminal()
         .then(|| actix_web::rt::spawn(show_progress(run.clone(), started)));
     let stopped_early = tokio::select! {
-        output_closed = send_all(&run) => output_closed,
+        output_closed = send_all(&run, &events) => output_closed,
         _ = tokio::signal::ctrl_c() => {
             eprintln!();
             eprintln!("simulate: interrupted");
@@ -198,17 +211,66 @@ pub async fn run(args: SimulateArgs) -> i32 {
     i32::from(stopped_early || tally.given_up > 0 || tally.refused_for_good > 0)
 }
 
-/// Sends every call; true when stdout went away.
-async fn send_all(run: &Rc<Run>) -> bool {
-    let args = &run.args;
-    let events: Vec<String> = if args.event == "family" {
-        EventKind::ALL
-            .iter()
-            .map(|k| k.name().to_string())
-            .collect()
-    } else {
-        vec![args.event.clone()]
+/// One event to send: catalogued (realistic fields, its product's path) or just a name.
+#[derive(Debug, Clone)]
+struct Planned {
+    kind: Option<EventKind>,
+    name: String,
+}
+
+impl Planned {
+    fn of(kind: EventKind) -> Self {
+        Planned {
+            kind: Some(kind),
+            name: kind.name().to_string(),
+        }
+    }
+}
+
+/// The events each call sends, from --family and --event.
+fn planned_events(args: &SimulateArgs) -> Result<Vec<Planned>, String> {
+    let family = match args.family.as_deref() {
+        None => None,
+        Some("all") => return Ok(EventKind::all().map(Planned::of).collect()),
+        Some(name) => Some(Family::from_name(name).ok_or_else(|| {
+            let names: Vec<&str> = Family::ALL.iter().map(|f| f.name()).collect();
+            format!(
+                "--family {name:?} is not a family: all, {}",
+                names.join(", ")
+            )
+        })?),
     };
+    let event = args.event.as_deref();
+    if let Some(family) = family {
+        let events: Vec<Planned> = family
+            .events()
+            .filter(|k| event.is_none_or(|e| k.name() == e || k.spec().any_name))
+            .map(Planned::of)
+            .collect();
+        if events.is_empty() {
+            return Err(format!(
+                "the {} family has no event {:?}",
+                family.name(),
+                event.unwrap_or_default()
+            ));
+        }
+        return Ok(events);
+    }
+    Ok(match event.unwrap_or("call_accept") {
+        "family" => Family::Call.events().map(Planned::of).collect(),
+        name => {
+            let kind = EventKind::all().find(|k| !k.spec().any_name && k.name() == name);
+            vec![Planned {
+                kind,
+                name: name.to_string(),
+            }]
+        }
+    })
+}
+
+/// Sends every call; true when stdout went away.
+async fn send_all(run: &Rc<Run>, events: &[Planned]) -> bool {
+    let args = &run.args;
     let deadline = args
         .duration_secs
         .map(|secs| Instant::now() + Duration::from_secs_f64(secs));
@@ -220,7 +282,7 @@ async fn send_all(run: &Rc<Run>) -> bool {
             } else {
                 format!("{}-{n}", args.call_id)
             };
-            send_call(run, call_id, &events)
+            send_call(run, call_id, events)
         })
         .buffer_unordered(args.concurrency.max(1));
     while let Some(output_closed) = calls.next().await {
@@ -232,7 +294,7 @@ async fn send_all(run: &Rc<Run>) -> bool {
 }
 
 /// One call's events, in order; true when stdout went away.
-async fn send_call(run: &Run, call_id: String, events: &[String]) -> bool {
+async fn send_call(run: &Run, call_id: String, events: &[Planned]) -> bool {
     for (n, event) in events.iter().enumerate() {
         if n > 0 && run.args.pause_ms > 0 {
             tokio::time::sleep(Duration::from_millis(run.args.pause_ms)).await;
@@ -260,8 +322,11 @@ struct Attempt {
     error: Option<String>,
 }
 
-async fn send_with_retries(run: &Run, call_id: &str, event: &str) -> Ended {
+async fn send_with_retries(run: &Run, call_id: &str, planned: &Planned) -> Ended {
     let args = &run.args;
+    let event = planned.name.as_str();
+    let product = planned.kind.map_or(Product::Zim, |k| k.family().product());
+    let url = url_for(&run.url, product);
     let retries = if args.no_retry {
         0
     } else {
@@ -271,10 +336,10 @@ async fn send_with_retries(run: &Run, call_id: &str, event: &str) -> Ended {
         if attempt > 0 {
             tokio::time::sleep(Duration::from_secs_f64(args.schedule[attempt - 1])).await;
         }
-        let body = callback_body(run, call_id, event);
+        let body = callback_body(run, call_id, planned);
         let sent_ms = unix_ms();
         let sent = Instant::now();
-        let result = send_once(run, &body).await;
+        let result = send_once(run, &url, &body).await;
         let answered_ms = unix_ms();
         {
             let mut tally = run.tally.lock().unwrap_or_else(|p| p.into_inner());
@@ -288,7 +353,8 @@ async fn send_with_retries(run: &Run, call_id: &str, event: &str) -> Ended {
         let ok = result.status == 200;
         let line = if args.jsonl {
             Some(
-                json!({"call_id": call_id, "event": event, "attempt": attempt + 1,
+                json!({"call_id": call_id, "event": event,
+                "family": planned.kind.map(|k| k.family().name()), "attempt": attempt + 1,
                 "status": result.status, "sent_ms": sent_ms, "answered_ms": answered_ms,
                 "answer": result.answer, "error": result.error})
                 .to_string(),
@@ -299,7 +365,7 @@ async fn send_with_retries(run: &Run, call_id: &str, event: &str) -> Ended {
                 .clone()
                 .unwrap_or_else(|| result.answer.to_string());
             Some(format!(
-                "{event} call_id={call_id} attempt {}: {} {what}",
+                "{event} key={call_id} attempt {}: {} {what}",
                 attempt + 1,
                 result.status
             ))
@@ -360,8 +426,16 @@ fn hint(run: &Run, attempt: &Attempt) {
     }
 }
 
-async fn send_once(run: &Run, body: &Value) -> Attempt {
-    let request = run.client.post(&run.url);
+/// The product's callback URL: `--url` (In-app Chat's) with the product's suffix.
+fn url_for(base: &str, product: Product) -> String {
+    match product.path_suffix() {
+        "" => base.to_string(),
+        suffix => format!("{}{suffix}", base.trim_end_matches('/')),
+    }
+}
+
+async fn send_once(run: &Run, url: &str, body: &Value) -> Attempt {
+    let request = run.client.post(url);
     let sent = if run.args.form {
         request
             .content_type("application/x-www-form-urlencoded")
@@ -387,7 +461,7 @@ async fn send_once(run: &Run, body: &Value) -> Attempt {
         Err(e) => Attempt {
             status: 0,
             answer: Value::Null,
-            error: Some(describe_send_error(&run.url, &e)),
+            error: Some(describe_send_error(url, &e)),
         },
     }
 }
@@ -412,7 +486,7 @@ fn describe_send_error(url: &str, error: &awc::error::SendRequestError) -> Strin
 
 /// A fresh attempt: new timestamp, nonce and signature, as ZEGOCLOUD sends each retry, with
 /// `--data` and `--set` applied before signing.
-fn callback_body(run: &Run, call_id: &str, event: &str) -> Value {
+fn callback_body(run: &Run, call_id: &str, planned: &Planned) -> Value {
     let args = &run.args;
     let timestamp = unix_ms() / 1000;
     let nonce = format!(
@@ -420,9 +494,9 @@ fn callback_body(run: &Run, call_id: &str, event: &str) -> Value {
         unix_ms() % 1_000_000,
         NONCE_COUNTER.fetch_add(1, Ordering::Relaxed)
     );
-    let mut body = match EventKind::from_name(event) {
+    let mut body = match planned.kind {
         Some(kind) => sample::callback(kind, &args.appid, call_id, timestamp, &nonce, &run.secret),
-        None => json!({"appid": args.appid, "event": event, "nonce": nonce,
+        None => json!({"appid": args.appid, "event": planned.name, "nonce": nonce,
             "timestamp": timestamp, "call_id": call_id}),
     };
     if let Some(fields) = body.as_object_mut() {

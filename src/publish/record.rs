@@ -7,6 +7,7 @@ use rdkafka::producer::FutureRecord;
 use crate::callback::Callback;
 
 pub const HEADER_EVENT: &str = "zego-event";
+pub const HEADER_FAMILY: &str = "zego-family";
 pub const HEADER_APPID: &str = "zego-appid";
 pub const HEADER_CALLBACK_ID: &str = "zego-callback-id";
 pub const HEADER_CONTENT_TYPE: &str = "content-type";
@@ -17,10 +18,15 @@ const JSON: &str = "application/json";
 #[derive(Debug, Clone)]
 pub struct Record {
     pub topic: String,
-    /// `call_id`; `None` only for a forwarded unknown event that has none.
+    /// The event's natural key (`call_id`, `room_id`, …); `None` only for a forwarded unknown
+    /// event that has none.
     pub key: Option<String>,
     pub value: Bytes,
     pub event: String,
+    /// `None` for a forwarded event outside the catalogue.
+    pub family: Option<&'static str>,
+    /// The event's ordering and dedupe ids, as `(header, value)`.
+    pub ids: Vec<(&'static str, String)>,
     pub appid: String,
     pub callback_id: String,
     /// Unix milliseconds when the request arrived.
@@ -31,7 +37,9 @@ impl Record {
     pub fn new(callback: Callback, topic: String, received_at_ms: i64) -> Self {
         Record {
             topic,
-            key: callback.call_id,
+            family: callback.family().map(|f| f.name()),
+            key: callback.key,
+            ids: callback.headers,
             value: callback.value,
             event: callback.event,
             appid: callback.appid,
@@ -50,8 +58,14 @@ impl Record {
             (HEADER_RECEIVED_AT, received_at.as_str()),
         ]
         .into_iter()
+        .chain(self.family.map(|family| (HEADER_FAMILY, family)))
+        .chain(
+            self.ids
+                .iter()
+                .map(|(header, value)| (*header, value.as_str())),
+        )
         .fold(
-            OwnedHeaders::new_with_capacity(5),
+            OwnedHeaders::new_with_capacity(6 + self.ids.len()),
             |headers, (key, value)| {
                 headers.insert(Header {
                     key,

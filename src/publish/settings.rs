@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use rdkafka::ClientConfig;
 
-use crate::callback::event::EventKind;
+use crate::callback::catalogue::Family;
 use crate::callback::Callback;
 use crate::secret::Secret;
 
@@ -35,7 +35,10 @@ pub struct KafkaSettings {
     pub brokers: String,
     /// The default topic: every event without an override goes here.
     pub topic: String,
-    pub topic_overrides: BTreeMap<EventKind, String>,
+    /// `KAFKA_TOPIC_<EVENT>`, by event name: applies to that name in every family that has it.
+    pub event_topics: BTreeMap<String, String>,
+    /// `KAFKA_TOPIC_<FAMILY>`: every event of the family without an event override.
+    pub family_topics: BTreeMap<Family, String>,
     pub delivery_timeout: Duration,
     /// librdkafka's own queue bound (`queue.buffering.max.kbytes`), a backstop behind the
     /// HTTP side's byte budget: a record whose request went away still sits in the queue.
@@ -58,7 +61,8 @@ impl KafkaSettings {
         KafkaSettings {
             brokers: brokers.to_string(),
             topic: topic.to_string(),
-            topic_overrides: BTreeMap::new(),
+            event_topics: BTreeMap::new(),
+            family_topics: BTreeMap::new(),
             delivery_timeout,
             queue_max_bytes: 16 << 20,
             options: BTreeMap::new(),
@@ -68,18 +72,27 @@ impl KafkaSettings {
     /// Every topic a record may be written to: the default, then the overrides.
     pub fn topics(&self) -> impl Iterator<Item = &str> {
         std::iter::once(self.topic.as_str())
-            .chain(self.topic_overrides.values().map(String::as_str))
+            .chain(self.event_topics.values().map(String::as_str))
+            .chain(self.family_topics.values().map(String::as_str))
     }
 
-    /// The topic a callback of `kind` goes to (`None`: an event outside the family).
-    pub fn topic_for(&self, kind: Option<EventKind>) -> &str {
-        kind.and_then(|k| self.topic_overrides.get(&k))
+    /// The topic a callback goes to: its event's override, else its family's, else the default.
+    /// Only catalogued events are routed by name: a forwarded unknown one takes the default.
+    pub fn topic_for(&self, callback: &Callback) -> &str {
+        let Some(kind) = callback.kind else {
+            return &self.topic;
+        };
+        let by_event = (!kind.spec().any_name)
+            .then(|| self.event_topics.get(kind.name()))
+            .flatten();
+        by_event
+            .or_else(|| self.family_topics.get(&kind.family()))
             .unwrap_or(&self.topic)
     }
 
     /// The record for a verified callback: routed, keyed and stamped with its arrival time.
     pub fn record_for(&self, callback: Callback, received_at_ms: i64) -> Record {
-        let topic = self.topic_for(callback.kind).to_string();
+        let topic = self.topic_for(&callback).to_string();
         Record::new(callback, topic, received_at_ms)
     }
 
@@ -254,17 +267,58 @@ mod tests {
         assert!(option_property("").is_err());
     }
 
+    fn callback(kind: Option<crate::callback::event::EventKind>) -> Callback {
+        Callback {
+            kind,
+            event: kind.map_or("mystery", |k| k.name()).into(),
+            appid: "1".into(),
+            key: None,
+            headers: Vec::new(),
+            id: "id".into(),
+            secret: 1,
+            value: bytes::Bytes::new(),
+        }
+    }
+
     #[test]
-    fn routing_by_event() {
+    fn routing_by_event_then_family_then_default() {
+        use crate::callback::catalogue::{call, EventKind, Product};
         let mut s = with_options(&[]);
-        s.topic_overrides
-            .insert(EventKind::CallAccept, "accepts".into());
-        assert_eq!(s.topic_for(Some(EventKind::CallAccept)), "accepts");
-        assert_eq!(s.topic_for(Some(EventKind::CallCreate)), "zego-callbacks");
-        assert_eq!(s.topic_for(None), "zego-callbacks");
+        s.event_topics
+            .insert("call_accept".into(), "accepts".into());
+        s.event_topics
+            .insert("room_create".into(), "rooms-created".into());
+        s.family_topics.insert(Family::Call, "calls".into());
+        s.family_topics.insert(Family::AiAgent, "agents".into());
+        let topic = |kind| s.topic_for(&callback(kind)).to_string();
+        assert_eq!(topic(Some(call::accept())), "accepts");
+        assert_eq!(topic(Some(call::create())), "calls");
+        assert_eq!(
+            topic(EventKind::lookup(Product::Zim, "room_create")),
+            "rooms-created"
+        );
+        assert_eq!(
+            topic(EventKind::lookup(Product::Rtc, "room_create")),
+            "rooms-created"
+        );
+        assert_eq!(
+            topic(EventKind::lookup(Product::Zim, "room_enter")),
+            "zego-callbacks"
+        );
+        assert_eq!(
+            topic(EventKind::lookup(Product::AiAgent, "Anything")),
+            "agents"
+        );
+        assert_eq!(topic(None), "zego-callbacks");
         assert_eq!(
             s.topics().collect::<Vec<_>>(),
-            ["zego-callbacks", "accepts"]
+            [
+                "zego-callbacks",
+                "accepts",
+                "rooms-created",
+                "calls",
+                "agents"
+            ]
         );
         assert!(validate_topic("bad topic!").is_err());
     }

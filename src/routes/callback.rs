@@ -1,4 +1,4 @@
-//! `POST {CALLBACK_PATH}`: size → media type → parse → signature → timestamp → appid → event
+//! `POST {CALLBACK_PATH}[/rtc|/recording|/ai-agent]`: size → media type → parse → signature → timestamp → appid → event
 //! schema → dedupe → publish → answer. 200 only from a broker ack (or a remembered one).
 
 use std::time::Instant;
@@ -12,6 +12,7 @@ use tokio::sync::SemaphorePermit;
 
 use super::held_payload::HeldPayload;
 use super::limits::declared_length;
+use crate::callback::catalogue::Product;
 use crate::callback::{self, body, Rejection};
 use crate::clock::unix_ms;
 use crate::dedup::{self, Claim};
@@ -42,8 +43,9 @@ pub async fn receive(
     request: HttpRequest,
     mut payload: web::Payload,
     state: web::Data<AppState>,
+    product: Product,
 ) -> HttpResponse<HeldPayload> {
-    let (event, result) = handle(&request, &mut payload, &state).await;
+    let (event, result) = handle(&request, &mut payload, &state, product).await;
     let (response, code) = match &result {
         Ok(delivered) => {
             let (ack, duplicate, code) = match delivered {
@@ -76,6 +78,7 @@ async fn handle(
     request: &HttpRequest,
     payload: &mut web::Payload,
     state: &AppState,
+    product: Product,
 ) -> (&'static str, Result<Delivered, ApiError>) {
     let received_at_ms = unix_ms();
     // The byte budget is held from the first byte read until this function returns, i.e.
@@ -88,7 +91,8 @@ async fn handle(
         let content_type = media_type(request)?;
         let (bytes, budget) = read_body(payload, declared_length, state).await?;
         let decoded = body::decode(bytes, content_type)?;
-        let callback = callback::verify(decoded, &state.policy, received_at_ms.div_euclid(1000))?;
+        let now = received_at_ms.div_euclid(1000);
+        let callback = callback::verify(decoded, &state.policy, product, now)?;
         Ok::<_, ApiError>((callback, budget))
     }
     .await;
@@ -139,7 +143,7 @@ async fn deliver(record: &Record, state: &AppState) -> Result<Delivered, ApiErro
     guard.finish(outcome.clone());
     match &outcome {
         Ok(ack) => log::debug!(
-            "acked {} call_id={} at {}/{}/{}",
+            "acked {} key={} at {}/{}/{}",
             record.event,
             record.key.as_deref().unwrap_or("-"),
             ack.topic,
@@ -147,7 +151,7 @@ async fn deliver(record: &Record, state: &AppState) -> Result<Delivered, ApiErro
             ack.offset
         ),
         Err(e) => log::warn!(
-            "publish failed, answering non-200 so ZEGOCLOUD retries: {} call_id={} callback_id={}: {e}",
+            "publish failed, answering non-200 so ZEGOCLOUD retries: {} key={} callback_id={}: {e}",
             record.event,
             record.key.as_deref().unwrap_or("-"),
             record.callback_id

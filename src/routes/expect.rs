@@ -19,7 +19,7 @@ pub fn continue_or_refuse(
 ) -> Result<Request, Response<BoxBody>> {
     let declared = declared_length(request.headers());
     let limit = state.limits.max_body_bytes;
-    let is_callback = request.path() == state.limits.callback_path;
+    let is_callback = state.limits.product_at(request.path()).is_some();
     if is_callback && declared.is_some_and(|len| len > limit as u64) {
         let refusal = ApiError::from(Rejection::BodyTooLarge(limit));
         log::info!(

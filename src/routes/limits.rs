@@ -1,8 +1,10 @@
-//! What the HTTP side accepts: the callback path, the largest body, how long a body may take.
+//! What the HTTP side accepts: the callback paths, the largest body, how long a body may take.
 
 use std::time::Duration;
 
 use actix_web::http::header::{HeaderMap, CONTENT_LENGTH};
+
+use crate::callback::catalogue::Product;
 
 /// Paths the bridge serves itself; the callback path must not shadow them.
 pub const OWN_PATHS: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
@@ -35,6 +37,28 @@ impl Default for HttpLimits {
             body_read_timeout: BODY_READ_TIMEOUT,
             max_buffered_bytes: DEFAULT_MAX_BUFFERED_BYTES,
         }
+    }
+}
+
+impl HttpLimits {
+    /// Each product's callback path: `CALLBACK_PATH` for In-app Chat, `CALLBACK_PATH/rtc`,
+    /// `/recording` and `/ai-agent` for the others.
+    pub fn product_paths(&self) -> impl Iterator<Item = (Product, String)> + '_ {
+        let base = self.callback_path.trim_end_matches('/');
+        Product::ALL.into_iter().map(move |product| {
+            let path = match product.path_suffix() {
+                "" => self.callback_path.clone(),
+                suffix => format!("{base}{suffix}"),
+            };
+            (product, path)
+        })
+    }
+
+    /// The product whose callback path `path` is.
+    pub fn product_at(&self, path: &str) -> Option<Product> {
+        self.product_paths()
+            .find(|(_, p)| p == path)
+            .map(|(product, _)| product)
     }
 }
 

@@ -62,7 +62,8 @@ pub fn serve(
     Ok(builder.run())
 }
 
-/// The routes: health, readiness, metrics, the callback path, and JSON for everything else.
+/// The routes: health, readiness, metrics, each product's callback path, and JSON for
+/// everything else.
 fn app(
     state: web::Data<AppState>,
 ) -> App<
@@ -74,16 +75,22 @@ fn app(
         InitError = (),
     >,
 > {
-    let callback_path = state.limits.callback_path.clone();
-    App::new()
+    let product_paths: Vec<_> = state.limits.product_paths().collect();
+    let app = App::new()
         .app_data(state)
         .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
-        .route("/metrics", web::get().to(health::metrics))
-        .service(
-            web::resource(callback_path.as_str())
-                .route(web::post().to(callback::receive))
-                .default_service(web::to(errors::method_not_allowed)),
-        )
+        .route("/metrics", web::get().to(health::metrics));
+    product_paths
+        .into_iter()
+        .fold(app, |app, (product, path)| {
+            app.service(
+                web::resource(path.as_str())
+                    .route(web::post().to(move |request, payload, state| {
+                        callback::receive(request, payload, state, product)
+                    }))
+                    .default_service(web::to(errors::method_not_allowed)),
+            )
+        })
         .default_service(web::to(errors::not_found))
 }

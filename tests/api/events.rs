@@ -48,7 +48,10 @@ async fn each_event_is_accepted_and_lands_with_its_event_header() {
 }
 
 fn schema(event: &str) -> jsonschema::Validator {
-    let path = format!("{}/schemas/{event}.schema.json", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/schemas/call/{event}.schema.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     jsonschema::validator_for(&serde_json::from_str(&text).unwrap()).expect("valid schema")
 }

@@ -13,6 +13,7 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde_json::Value;
 use tokio::sync::oneshot;
 
+pub use zego_kafka_bridge::callback::catalogue::Product;
 use zego_kafka_bridge::config::Settings;
 use zego_kafka_bridge::publish::Publisher;
 use zego_kafka_bridge::startup::Application;
@@ -140,6 +141,23 @@ impl TestApp {
             request = request.insert_header(("Content-Type", content_type));
         }
         let mut response = request.send_body(body.into()).await.expect("request sent");
+        let bytes = response.body().limit(1 << 20).await.expect("response body");
+        Answer {
+            status: response.status().as_u16(),
+            body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        }
+    }
+
+    /// POSTs JSON to a product's callback path (`CALLBACK_PATH` plus its suffix).
+    pub async fn post_json_to(&self, product: Product, body: &Value) -> Answer {
+        let url = format!("{}{}", self.callback_url, product.path_suffix());
+        let mut response = self
+            .client
+            .post(url)
+            .insert_header(("Content-Type", "application/json"))
+            .send_body(serde_json::to_vec(body).unwrap())
+            .await
+            .expect("request sent");
         let bytes = response.body().limit(1 << 20).await.expect("response body");
         Answer {
             status: response.status().as_u16(),

@@ -6,6 +6,7 @@ mod certs;
 mod connections;
 mod dedup;
 mod events;
+mod families;
 mod faults;
 mod helpers;
 mod hostile;

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use zego_kafka_bridge::callback::event::EventKind;
+use zego_kafka_bridge::callback::catalogue::call;
 use zego_kafka_bridge::callback::sample;
 
 use crate::harness::*;
@@ -69,7 +69,7 @@ const HEAD: &str =
 /// A signed `call_accept` of about 60 KiB (the limit is 64 KiB), as raw JSON text.
 fn near_limit_callback(call_id: &str) -> String {
     let mut body = sample::callback(
-        EventKind::CallAccept,
+        call::accept(),
         "1",
         call_id,
         now_ms() / 1000,

@@ -1,0 +1,696 @@
+//! Every ZEGOCLOUD callback the bridge knows: products (one URL each), families, events, their
+//! field rules, record keys and ordering headers. One table; checks, schemas, routing, `simulate`
+//! and the docs all read it.
+
+use super::event::FieldRule;
+use super::event::FieldType::{Integer, Object, ObjectList, Text, TextList, TextOrInteger};
+use super::event::{optional, required};
+
+/// A ZEGOCLOUD product: each posts to its own callback URL, configured in its own console, and
+/// names its envelope fields its own way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Product {
+    /// In-app Chat (ZIM): calls, logins, messages, groups, rooms. `CALLBACK_PATH` itself.
+    Zim,
+    /// Express (RTC): rooms, logins, streams, stream recordings. `CALLBACK_PATH/rtc`.
+    Rtc,
+    /// Cloud recording's status callback. `CALLBACK_PATH/recording`.
+    Recording,
+    /// AI Agent. `CALLBACK_PATH/ai-agent`.
+    AiAgent,
+}
+
+/// The names one product gives its envelope fields.
+#[derive(Debug)]
+pub struct Envelope {
+    pub appid: &'static str,
+    /// `None`: the product sends no event name (cloud recording); its one spec applies.
+    pub event: Option<&'static str>,
+    pub nonce: &'static str,
+    pub timestamp: &'static str,
+    pub signature: &'static str,
+}
+
+const SNAKE_CASE: Envelope = Envelope {
+    appid: "appid",
+    event: Some("event"),
+    nonce: "nonce",
+    timestamp: "timestamp",
+    signature: "signature",
+};
+const RECORDING_ENVELOPE: Envelope = Envelope {
+    appid: "app_id",
+    event: None,
+    nonce: "nonce",
+    timestamp: "timestamp",
+    signature: "signature",
+};
+const PASCAL_CASE: Envelope = Envelope {
+    appid: "AppId",
+    event: Some("Event"),
+    nonce: "Nonce",
+    timestamp: "Timestamp",
+    signature: "Signature",
+};
+
+impl Product {
+    pub const ALL: [Product; 4] = [
+        Product::Zim,
+        Product::Rtc,
+        Product::Recording,
+        Product::AiAgent,
+    ];
+
+    /// Its name on the command line (`--product`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Product::Zim => "zim",
+            Product::Rtc => "rtc",
+            Product::Recording => "recording",
+            Product::AiAgent => "ai-agent",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Product> {
+        Product::ALL.into_iter().find(|p| p.name() == name)
+    }
+
+    /// What follows `CALLBACK_PATH` in this product's URL.
+    pub fn path_suffix(self) -> &'static str {
+        match self {
+            Product::Zim => "",
+            Product::Rtc => "/rtc",
+            Product::Recording => "/recording",
+            Product::AiAgent => "/ai-agent",
+        }
+    }
+
+    pub fn envelope(self) -> &'static Envelope {
+        match self {
+            Product::Zim | Product::Rtc => &SNAKE_CASE,
+            Product::Recording => &RECORDING_ENVELOPE,
+            Product::AiAgent => &PASCAL_CASE,
+        }
+    }
+
+    /// The field that keys an event of this product the catalogue does not know, when
+    /// `UNKNOWN_EVENTS=forward` lets it through.
+    pub fn unknown_event_key(self) -> &'static str {
+        match self {
+            Product::Zim => "call_id",
+            Product::Rtc => "room_id",
+            Product::Recording => "task_id",
+            Product::AiAgent => "AgentInstanceId",
+        }
+    }
+}
+
+/// A family of events: switched on and off together (`ZEGO_FAMILIES`), routed together
+/// (`KAFKA_TOPIC_<FAMILY>`), named in the `zego-family` header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Family {
+    Call,
+    Login,
+    Message,
+    Group,
+    Room,
+    Rtc,
+    Recording,
+    AiAgent,
+}
+
+impl Family {
+    pub const ALL: [Family; 8] = [
+        Family::Call,
+        Family::Login,
+        Family::Message,
+        Family::Group,
+        Family::Room,
+        Family::Rtc,
+        Family::Recording,
+        Family::AiAgent,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::Call => "call",
+            Family::Login => "login",
+            Family::Message => "message",
+            Family::Group => "group",
+            Family::Room => "room",
+            Family::Rtc => "rtc",
+            Family::Recording => "recording",
+            Family::AiAgent => "ai_agent",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Family> {
+        Family::ALL.into_iter().find(|f| f.name() == name)
+    }
+
+    pub fn product(self) -> Product {
+        match self {
+            Family::Call | Family::Login | Family::Message | Family::Group | Family::Room => {
+                Product::Zim
+            }
+            Family::Rtc => Product::Rtc,
+            Family::Recording => Product::Recording,
+            Family::AiAgent => Product::AiAgent,
+        }
+    }
+
+    /// Every event of the family, in the order a life cycle runs.
+    pub fn events(self) -> impl Iterator<Item = EventKind> {
+        EventKind::all().filter(move |k| k.family() == self)
+    }
+}
+
+/// One event: what it must carry, what keys it, which ids go into headers.
+#[derive(Debug)]
+pub struct EventSpec {
+    pub family: Family,
+    /// The event name as ZEGOCLOUD sends it; for a family whose names are open-ended (AI Agent)
+    /// a name for the whole family, used in metrics and the schema's file name.
+    pub name: &'static str,
+    /// True when any event name of the family matches this spec (AI Agent's `Event`).
+    pub any_name: bool,
+    pub title: &'static str,
+    pub rules: &'static [FieldRule],
+    /// The record key: the first of these fields that holds a non-empty string.
+    pub key: &'static [&'static str],
+    /// Fields copied into headers when present: `(field, header)`. Ordering and dedupe ids.
+    pub headers: &'static [(&'static str, &'static str)],
+}
+
+const NO_HEADERS: &[(&str, &str)] = &[];
+const RTC_ROOM_HEADERS: &[(&str, &str)] = &[
+    ("room_session_id", "zego-room-session-id"),
+    ("room_seq", "zego-room-seq"),
+];
+const RTC_STREAM_HEADERS: &[(&str, &str)] = &[
+    ("room_session_id", "zego-room-session-id"),
+    ("stream_seq", "zego-stream-seq"),
+    ("stream_id", "zego-stream-id"),
+];
+/// Express stream callbacks say `room_id` and `channel_id` mean the same; older ones send
+/// only `channel_id`.
+const RTC_KEY: &[&str] = &["room_id", "channel_id"];
+
+const fn spec(
+    family: Family,
+    name: &'static str,
+    title: &'static str,
+    rules: &'static [FieldRule],
+    key: &'static [&'static str],
+    headers: &'static [(&'static str, &'static str)],
+) -> EventSpec {
+    EventSpec {
+        family,
+        name,
+        any_name: false,
+        title,
+        rules,
+        key,
+        headers,
+    }
+}
+
+/// The catalogue. Required fields are only those ZEGOCLOUD's docs agree every callback of the
+/// event carries: refusing a genuine callback loses it, so the rest are typed when present.
+static SPECS: &[EventSpec] = &[
+    // ZIM calls: unchanged from the first release.
+    spec(
+        Family::Call,
+        "call_create",
+        "call_create: invitation sent",
+        &[
+            required("call_id", Text),
+            required("caller", Text),
+            required("user_ids", TextList),
+            required("create_time", Integer),
+            required("timeout", Integer),
+            optional("payload", Text),
+        ],
+        &["call_id"],
+        NO_HEADERS,
+    ),
+    spec(
+        Family::Call,
+        "call_cancel",
+        "call_cancel: inviter cancelled",
+        &[
+            required("call_id", Text),
+            required("user_ids", TextList),
+            optional("reason", Text),
+            optional("payload", Text),
+        ],
+        &["call_id"],
+        NO_HEADERS,
+    ),
+    spec(
+        Family::Call,
+        "call_accept",
+        "call_accept: invitee accepted",
+        &[
+            required("call_id", Text),
+            required("user_id", Text),
+            optional("extend_data", Text),
+        ],
+        &["call_id"],
+        NO_HEADERS,
+    ),
+    spec(
+        Family::Call,
+        "call_reject",
+        "call_reject: invitee rejected",
+        &[
+            required("call_id", Text),
+            required("user_id", Text),
+            optional("extend_data", Text),
+        ],
+        &["call_id"],
+        NO_HEADERS,
+    ),
+    spec(
+        Family::Call,
+        "call_timeout",
+        "call_timeout: nobody answered in time",
+        &[required("call_id", Text), required("user_ids", TextList)],
+        &["call_id"],
+        NO_HEADERS,
+    ),
+    // ZIM login and logout.
+    spec(
+        Family::Login,
+        "user_action",
+        "user_action: a user logged in, out, or dropped",
+        &[
+            required("user_id", Text),
+            required("action", Integer),
+            optional("user_name", Text),
+            optional("os", Text),
+            optional("session_id", TextOrInteger),
+        ],
+        &["user_id"],
+        &[("session_id", "zego-session-id")],
+    ),
+    // ZIM messages. A server-side batch send carries an empty conv_id (the recipients are in
+    // user_list): such a record is keyed by its sender.
+    spec(
+        Family::Message,
+        "send_msg",
+        "send_msg: a message was sent",
+        &[
+            required("from_user_id", Text),
+            required("conv_type", Integer),
+            required("conv_id", Text),
+            optional("msg_id", TextOrInteger),
+            optional("msg_type", Integer),
+            optional("msg_body", Text),
+            optional("msg_time", Integer),
+        ],
+        &["conv_id", "from_user_id"],
+        &[("msg_id", "zego-msg-id")],
+    ),
+    spec(
+        Family::Message,
+        "bot_msg",
+        "bot_msg: a message to a bot account",
+        &[
+            required("from_user_id", Text),
+            required("conv_type", Integer),
+            required("conv_id", Text),
+            optional("msg_id", TextOrInteger),
+            optional("msg_type", Integer),
+            optional("msg_body", Text),
+            optional("msg_time", Integer),
+        ],
+        &["conv_id", "from_user_id"],
+        &[("msg_id", "zego-msg-id")],
+    ),
+    // ZIM groups.
+    spec(
+        Family::Group,
+        "group_create",
+        "group_create: a group was created",
+        &[
+            required("group_id", Text),
+            optional("operator_account", Text),
+            optional("owner_account", Text),
+            optional("group_name", Text),
+            optional("attributes", ObjectList),
+            optional("user_ids", TextList),
+        ],
+        &["group_id"],
+        NO_HEADERS,
+    ),
+    spec(
+        Family::Group,
+        "group_join",
+        "group_join: users joined a group",
+        &[
+            required("group_id", Text),
+            optional("operator_account", Text),
+            optional("join_type", Text),
+            optional("new_user_ids", TextList),
+        ],
+        &["group_id"],
+        NO_HEADERS,
+    ),
+    spec(
+        Family::Group,
+        "group_exit",
+        "group_exit: users left a group",
+        &[
+            required("group_id", Text),
+            optional("operator_account", Text),
+        ],
+        &["group_id"],
+        NO_HEADERS,
+    ),
+    spec(
+        Family::Group,
+        "group_destroy",
+        "group_destroy: a group was dismissed",
+        &[
+            required("group_id", Text),
+            optional("operator_account", Text),
+            optional("owner_account", Text),
+            optional("user_ids", TextList),
+        ],
+        &["group_id"],
+        NO_HEADERS,
+    ),
+    // ZIM rooms.
+    spec(
+        Family::Room,
+        "room_create",
+        "room_create: an In-app Chat room was created",
+        &[
+            required("room_id", Text),
+            optional("operator_account", Text),
+            optional("room_name", Text),
+            optional("attributes", ObjectList),
+        ],
+        &["room_id"],
+        NO_HEADERS,
+    ),
+    spec(
+        Family::Room,
+        "room_enter",
+        "room_enter: a user entered an In-app Chat room",
+        &[
+            required("room_id", Text),
+            optional("operator_account", Text),
+        ],
+        &["room_id"],
+        NO_HEADERS,
+    ),
+    spec(
+        Family::Room,
+        "room_exit",
+        "room_exit: a user left an In-app Chat room",
+        &[
+            required("room_id", Text),
+            optional("operator_account", Text),
+        ],
+        &["room_id"],
+        NO_HEADERS,
+    ),
+    spec(
+        Family::Room,
+        "room_destroy",
+        "room_destroy: an In-app Chat room was destroyed",
+        &[
+            required("room_id", Text),
+            optional("operator_account", Text),
+            optional("user_ids", TextList),
+        ],
+        &["room_id"],
+        NO_HEADERS,
+    ),
+    // Express (RTC). Most values arrive as strings, some ids as numbers: ids are typed loosely.
+    spec(
+        Family::Rtc,
+        "room_create",
+        "room_create: an RTC room was created",
+        &[
+            required("room_id", Text),
+            optional("room_session_id", TextOrInteger),
+            optional("room_create_time", TextOrInteger),
+            optional("id_name", Text),
+        ],
+        &["room_id"],
+        RTC_ROOM_HEADERS,
+    ),
+    spec(
+        Family::Rtc,
+        "room_destroy",
+        "room_destroy: an RTC room was destroyed",
+        &[
+            required("room_id", Text),
+            optional("room_session_id", TextOrInteger),
+            optional("close_reason", TextOrInteger),
+        ],
+        &["room_id"],
+        RTC_ROOM_HEADERS,
+    ),
+    spec(
+        Family::Rtc,
+        "room_login",
+        "room_login: a user logged in to an RTC room",
+        &[
+            required("room_id", Text),
+            optional("room_seq", TextOrInteger),
+            optional("user_account", Text),
+            optional("user_nickname", Text),
+            optional("session_id", TextOrInteger),
+            optional("login_time", TextOrInteger),
+        ],
+        &["room_id"],
+        RTC_ROOM_HEADERS,
+    ),
+    spec(
+        Family::Rtc,
+        "room_logout",
+        "room_logout: a user logged out of an RTC room",
+        &[
+            required("room_id", Text),
+            optional("room_seq", TextOrInteger),
+            optional("user_account", Text),
+            optional("user_nickname", Text),
+            optional("session_id", TextOrInteger),
+            optional("logout_time", TextOrInteger),
+        ],
+        &["room_id"],
+        RTC_ROOM_HEADERS,
+    ),
+    spec(
+        Family::Rtc,
+        "stream_create",
+        "stream_create: a stream started publishing",
+        &[
+            optional("room_id", Text),
+            optional("channel_id", Text),
+            optional("room_session_id", TextOrInteger),
+            optional("user_id", Text),
+            optional("stream_id", Text),
+            optional("stream_seq", TextOrInteger),
+            optional("third_define_data", Text),
+        ],
+        RTC_KEY,
+        RTC_STREAM_HEADERS,
+    ),
+    spec(
+        Family::Rtc,
+        "stream_close",
+        "stream_close: a stream stopped publishing",
+        &[
+            optional("room_id", Text),
+            optional("channel_id", Text),
+            optional("room_session_id", TextOrInteger),
+            optional("user_id", Text),
+            optional("stream_id", Text),
+            optional("stream_seq", TextOrInteger),
+            optional("type", TextOrInteger),
+            optional("third_define_data", Text),
+        ],
+        RTC_KEY,
+        RTC_STREAM_HEADERS,
+    ),
+    spec(
+        Family::Rtc,
+        "record",
+        "record: a stream recording file is ready",
+        &[
+            optional("room_id", Text),
+            optional("channel_id", Text),
+            optional("stream_id", Text),
+            optional("stream_seq", TextOrInteger),
+            optional("third_define_data", Text),
+        ],
+        RTC_KEY,
+        RTC_STREAM_HEADERS,
+    ),
+    // Cloud recording: no event name; `event_type` says what happened.
+    spec(
+        Family::Recording,
+        "recording_status",
+        "recording_status: a cloud recording task changed",
+        &[
+            required("task_id", Text),
+            required("event_type", Integer),
+            optional("room_id", Text),
+            optional("message", Text),
+            optional("sequence", Integer),
+            optional("detail", Object),
+        ],
+        &["task_id"],
+        &[
+            ("event_type", "zego-recording-event-type"),
+            ("sequence", "zego-sequence"),
+            ("room_id", "zego-room-id"),
+        ],
+    ),
+    // AI Agent: PascalCase, open-ended event names.
+    EventSpec {
+        family: Family::AiAgent,
+        name: "ai_agent_event",
+        any_name: true,
+        title: "AI Agent event (any Event name)",
+        rules: &[
+            required("AgentInstanceId", Text),
+            optional("RoomId", Text),
+            optional("Sequence", Integer),
+            optional("Data", Object),
+        ],
+        key: &["AgentInstanceId"],
+        headers: &[("Sequence", "zego-sequence"), ("RoomId", "zego-room-id")],
+    },
+];
+
+/// The event ZIM sends before delivering a message, waiting up to 2.5 s for a verdict: refused
+/// (`synchronous_event`), never published (README, "Callback families").
+pub const BEFORE_SEND_MSG: &str = "before_send_msg";
+
+/// A handle on one catalogued event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct EventKind(usize);
+
+impl EventKind {
+    pub fn all() -> impl Iterator<Item = EventKind> {
+        (0..SPECS.len()).map(EventKind)
+    }
+
+    pub fn spec(self) -> &'static EventSpec {
+        &SPECS[self.0]
+    }
+
+    pub fn name(self) -> &'static str {
+        self.spec().name
+    }
+
+    pub fn family(self) -> Family {
+        self.spec().family
+    }
+
+    /// The event `name` as `product` sends it.
+    pub fn lookup(product: Product, name: &str) -> Option<EventKind> {
+        EventKind::all().find(|k| {
+            let spec = k.spec();
+            spec.family.product() == product && (spec.any_name || spec.name == name)
+        })
+    }
+
+    /// A call-family event by name (the first release's events).
+    pub fn from_name(name: &str) -> Option<EventKind> {
+        EventKind::lookup(Product::Zim, name).filter(|k| k.family() == Family::Call)
+    }
+
+    /// Where its JSON Schema lives, relative to the repository: `schemas/<family>/<name>.schema.json`.
+    pub fn schema_path(self) -> String {
+        format!(
+            "schemas/{}/{}.schema.json",
+            self.family().name(),
+            self.name()
+        )
+    }
+}
+
+/// The call family's events by name, for code that names one.
+pub mod call {
+    use super::{EventKind, Family};
+
+    fn named(name: &str) -> EventKind {
+        Family::Call
+            .events()
+            .find(|k| k.name() == name)
+            .unwrap_or_else(|| unreachable!("{name} is in the catalogue"))
+    }
+    pub fn create() -> EventKind {
+        named("call_create")
+    }
+    pub fn cancel() -> EventKind {
+        named("call_cancel")
+    }
+    pub fn accept() -> EventKind {
+        named("call_accept")
+    }
+    pub fn reject() -> EventKind {
+        named("call_reject")
+    }
+    pub fn timeout() -> EventKind {
+        named("call_timeout")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn every_family_has_events_and_every_event_a_key_it_types() {
+        for family in Family::ALL {
+            assert_eq!(Family::from_name(family.name()), Some(family));
+            assert!(family.events().count() > 0, "{family:?}");
+        }
+        for kind in EventKind::all() {
+            let spec = kind.spec();
+            for key in spec.key {
+                assert!(
+                    spec.rules.iter().any(|r| r.name == *key),
+                    "{}: key {key} has no rule",
+                    kind.name()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn names_are_unique_within_a_product_and_never_a_family_name() {
+        let mut seen = HashSet::new();
+        for kind in EventKind::all() {
+            assert!(
+                seen.insert((kind.family().product(), kind.name())),
+                "{}",
+                kind.name()
+            );
+            assert!(Family::from_name(kind.name()).is_none(), "{}", kind.name());
+        }
+    }
+
+    #[test]
+    fn lookup_is_per_product() {
+        let zim = EventKind::lookup(Product::Zim, "room_create").unwrap();
+        let rtc = EventKind::lookup(Product::Rtc, "room_create").unwrap();
+        assert_eq!((zim.family(), rtc.family()), (Family::Room, Family::Rtc));
+        assert_eq!(EventKind::lookup(Product::Zim, "room_login"), None);
+        assert_eq!(
+            EventKind::lookup(Product::AiAgent, "AgentInstanceCreated").map(|k| k.family()),
+            Some(Family::AiAgent)
+        );
+        assert_eq!(call::accept().name(), "call_accept");
+        assert_eq!(EventKind::from_name("user_action"), None);
+    }
+}

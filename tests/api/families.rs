@@ -1,0 +1,262 @@
+//! Every catalogued ZEGOCLOUD callback family: each event's sample lands keyed, with its family
+//! and ordering ids in headers; each is refused for a bad signature, a missing or mistyped
+//! field with nothing published; families can be switched off and routed; `before_send_msg`
+//! is refused; millisecond timestamps are windowed.
+
+use serde_json::{json, Value};
+use zego_kafka_bridge::callback::catalogue::{EventKind, Family, Product};
+use zego_kafka_bridge::callback::event::FieldType;
+use zego_kafka_bridge::testing::{expected_callback_id, now_secs, sample_of};
+
+use crate::helpers::{resign, signed, spawn_app, spawn_app_with, Consumed, TOPIC};
+
+fn product_of(kind: EventKind) -> Product {
+    kind.family().product()
+}
+
+fn schema(kind: EventKind) -> jsonschema::Validator {
+    let path = format!("{}/{}", env!("CARGO_MANIFEST_DIR"), kind.schema_path());
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    jsonschema::validator_for(&serde_json::from_str(&text).unwrap()).expect("valid schema")
+}
+
+fn find<'a>(records: &'a [Consumed], body: &Value) -> &'a Consumed {
+    let id = expected_callback_id(body);
+    records
+        .iter()
+        .find(|r| r.headers["zego-callback-id"] == id)
+        .unwrap_or_else(|| panic!("no record with callback id {id} for {body}"))
+}
+
+/// A value of the wrong JSON type for a field of `kind`.
+fn wrong_value(kind: FieldType) -> Value {
+    match kind {
+        FieldType::Text => json!(5),
+        FieldType::Integer => json!("soon"),
+        FieldType::TextOrInteger => json!([1]),
+        FieldType::TextList => json!({"a": 1}),
+        FieldType::Object | FieldType::ObjectList => json!(5),
+    }
+}
+
+#[actix_web::test]
+async fn every_event_of_every_family_lands_keyed_with_family_and_ids() {
+    let app = spawn_app().await;
+    let mut sent = Vec::new();
+    for (n, kind) in EventKind::all().enumerate() {
+        let body = sample_of(kind, &format!("key-{n}"));
+        let answer = app.post_json_to(product_of(kind), &body).await;
+        assert_eq!(answer.status, 200, "{}: {answer:?}", kind.name());
+        sent.push((kind, format!("key-{n}"), body));
+    }
+    let records = app.records(TOPIC);
+    assert_eq!(records.len(), sent.len());
+    for (kind, key, body) in &sent {
+        let record = find(&records, body);
+        let name = kind.name();
+        assert_eq!(record.key.as_deref(), Some(key.as_str()), "{name}");
+        assert_eq!(
+            record.headers["zego-family"],
+            kind.family().name(),
+            "{name}"
+        );
+        let event_field = product_of(*kind).envelope().event;
+        let sent_name = event_field.map_or("recording_status", |f| body[f].as_str().unwrap());
+        assert_eq!(record.headers["zego-event"], sent_name, "{name}");
+        for (field, header) in kind.spec().headers {
+            if let Some(value) = body.get(*field) {
+                let text = value
+                    .as_str()
+                    .map_or_else(|| value.to_string(), String::from);
+                assert_eq!(record.headers.get(*header), Some(&text), "{name}: {header}");
+            }
+        }
+        let value = record.json();
+        assert_eq!(&value, body, "{name}: the value is the callback as sent");
+        let errors: Vec<String> = schema(*kind)
+            .iter_errors(&value)
+            .map(|e| e.to_string())
+            .collect();
+        assert!(errors.is_empty(), "{name}: {errors:?}");
+    }
+    // The samples carry their ids: a stream event's ordering headers are really there.
+    let stream = sent
+        .iter()
+        .find(|(k, ..)| k.name() == "stream_create")
+        .unwrap();
+    let record = find(&records, &stream.2);
+    assert_eq!(record.headers["zego-stream-seq"], "17");
+    assert_eq!(record.headers["zego-room-session-id"], "858993459200000001");
+}
+
+#[actix_web::test]
+async fn each_event_refuses_bad_signature_missing_and_mistyped_fields_publishing_nothing() {
+    let app = spawn_app().await;
+    for kind in EventKind::all() {
+        let product = product_of(kind);
+        let names = product.envelope();
+        let name = kind.name();
+        let mut forged = sample_of(kind, "k");
+        forged[names.signature] = json!("0".repeat(40));
+        let answer = app.post_json_to(product, &forged).await;
+        assert_eq!(
+            (answer.status, answer.body["error"].as_str()),
+            (401, Some("invalid_signature")),
+            "{name}"
+        );
+
+        // Missing: the first required field, or (for events keyed by one of several fields)
+        // every key field.
+        let mut missing = sample_of(kind, "k");
+        match kind.spec().rules.iter().find(|r| r.required) {
+            Some(rule) => {
+                missing.as_object_mut().unwrap().remove(rule.name);
+            }
+            None => {
+                for key in kind.spec().key {
+                    missing.as_object_mut().unwrap().remove(*key);
+                }
+            }
+        }
+        resign(&mut missing);
+        let answer = app.post_json_to(product, &missing).await;
+        assert_eq!(answer.status, 400, "{name}: {answer:?}");
+        assert!(
+            matches!(
+                answer.body["error"].as_str(),
+                Some("missing_field" | "invalid_field")
+            ),
+            "{name}: {answer:?}"
+        );
+
+        // Mistyped: every rule, one at a time.
+        for rule in kind.spec().rules {
+            let mut mistyped = sample_of(kind, "k");
+            mistyped[rule.name] = wrong_value(rule.kind);
+            resign(&mut mistyped);
+            let answer = app.post_json_to(product, &mistyped).await;
+            assert_eq!(
+                (answer.status, answer.body["error"].as_str()),
+                (400, Some("invalid_field")),
+                "{name}.{}",
+                rule.name
+            );
+            assert!(
+                answer.body["message"].as_str().unwrap().contains(rule.name),
+                "{answer:?}"
+            );
+        }
+    }
+    assert!(app.records(TOPIC).is_empty());
+}
+
+#[actix_web::test]
+async fn switched_off_families_are_refused_and_families_route_to_their_topics() {
+    let app = spawn_app_with(&[
+        ("ZEGO_FAMILIES", "call,rtc"),
+        ("KAFKA_TOPIC_RTC", "rtc-events"),
+        ("KAFKA_TOPIC_ROOM_LOGOUT", "logouts"),
+    ])
+    .await;
+    let login = sample_of(Family::Login.events().next().unwrap(), "u1");
+    let answer = app.post_json_to(Product::Zim, &login).await;
+    assert_eq!(
+        (answer.status, answer.body["error"].as_str()),
+        (422, Some("family_disabled"))
+    );
+    let agent = sample_of(Family::AiAgent.events().next().unwrap(), "agent-1");
+    let answer = app.post_json_to(Product::AiAgent, &agent).await;
+    assert_eq!(answer.body["error"], "family_disabled");
+
+    let rtc = |name: &str| Family::Rtc.events().find(|k| k.name() == name).unwrap();
+    let room_login = sample_of(rtc("room_login"), "r1");
+    let room_logout = sample_of(rtc("room_logout"), "r1");
+    for body in [&room_login, &room_logout] {
+        assert_eq!(app.post_json_to(Product::Rtc, body).await.status, 200);
+    }
+    assert_eq!(app.post_json(&signed(json!({}))).await.status, 200);
+
+    let rtc_records = app.records("rtc-events");
+    assert_eq!(
+        rtc_records.len(),
+        1,
+        "the family topic holds the family's other events"
+    );
+    assert_eq!(
+        find(&rtc_records, &room_login).headers["zego-family"],
+        "rtc"
+    );
+    assert_eq!(app.records("logouts").len(), 1, "the event override wins");
+    let default = app.records(TOPIC);
+    assert_eq!(default.len(), 1);
+    assert_eq!(default[0].headers["zego-family"], "call");
+}
+
+#[actix_web::test]
+async fn before_send_msg_is_refused_as_synchronous_even_when_forwarding_unknown_events() {
+    let app = spawn_app_with(&[("UNKNOWN_EVENTS", "forward")]).await;
+    let mut body = signed(json!({"event": "before_send_msg", "from_user_id": "a", "conv_id": "b"}));
+    body.as_object_mut().unwrap().remove("call_id");
+    resign(&mut body);
+    let answer = app.post_json(&body).await;
+    assert_eq!(
+        (answer.status, answer.body["error"].as_str()),
+        (422, Some("synchronous_event"))
+    );
+    assert!(app.records(TOPIC).is_empty());
+}
+
+#[actix_web::test]
+async fn one_event_name_on_two_products_is_two_families() {
+    let app = spawn_app().await;
+    let zim = sample_of(
+        EventKind::lookup(Product::Zim, "room_create").unwrap(),
+        "room-9",
+    );
+    let rtc = sample_of(
+        EventKind::lookup(Product::Rtc, "room_create").unwrap(),
+        "room-9",
+    );
+    assert_eq!(app.post_json_to(Product::Zim, &zim).await.status, 200);
+    assert_eq!(app.post_json_to(Product::Rtc, &rtc).await.status, 200);
+    // In-app Chat's room_create sent to the RTC path is read by RTC's rules, not guessed at.
+    let mut wrong_door = zim.clone();
+    wrong_door["room_id"] = json!(7);
+    resign(&mut wrong_door);
+    assert_eq!(
+        app.post_json_to(Product::Rtc, &wrong_door).await.status,
+        400
+    );
+    let records = app.records(TOPIC);
+    assert_eq!(find(&records, &zim).headers["zego-family"], "room");
+    assert_eq!(find(&records, &rtc).headers["zego-family"], "rtc");
+    assert_eq!(records.len(), 2);
+}
+
+#[actix_web::test]
+async fn millisecond_timestamps_are_windowed_like_seconds() {
+    let app = spawn_app().await;
+    let kind = Family::AiAgent.events().next().unwrap();
+    let fresh = sample_of(kind, "agent-1");
+    assert!(
+        fresh["Timestamp"].as_i64().unwrap() > 100_000_000_000,
+        "AI Agent stamps in ms"
+    );
+    assert_eq!(app.post_json_to(Product::AiAgent, &fresh).await.status, 200);
+    let mut stale = sample_of(kind, "agent-2");
+    stale["Timestamp"] = json!((now_secs() - 600) * 1000);
+    resign(&mut stale);
+    let answer = app.post_json_to(Product::AiAgent, &stale).await;
+    assert_eq!(
+        (answer.status, answer.body["error"].as_str()),
+        (401, Some("stale_timestamp"))
+    );
+    // The same instant in seconds on the same event passes: the magnitude decides the unit.
+    let mut seconds = sample_of(kind, "agent-3");
+    seconds["Timestamp"] = json!(now_secs());
+    resign(&mut seconds);
+    assert_eq!(
+        app.post_json_to(Product::AiAgent, &seconds).await.status,
+        200
+    );
+}
