@@ -688,3 +688,89 @@ fn tail_reads_one_partition_from_an_offset_and_simulate_sends_any_event() {
     assert_eq!(attempt["status"], 422);
     assert_eq!(attempt["answer"]["error"], "unsupported_event");
 }
+
+#[test]
+fn simulate_sends_whole_families_to_their_products_paths() {
+    let bridge = embedded_bridge("cli-families", &[("RUST_LOG", "warn")]);
+    for family in ["rtc", "recording", "ai_agent", "message"] {
+        let output = bridge.simulate(&["--family", family, "--key", &format!("{family}-1")]);
+        assert!(output.status.success(), "{family}: {:?}", text(&output));
+    }
+    // --event picks one event of a family whose name another product shares.
+    let output = bridge.simulate(&["--family", "room", "--event", "room_create", "--jsonl"]);
+    let (stdout, _) = text(&output);
+    let attempt: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(
+        (attempt["status"].as_u64(), attempt["family"].as_str()),
+        (Some(200), Some("room"))
+    );
+    let records: Vec<serde_json::Value> =
+        text(&bridge.tail(&["--exit-at-end", "--format", "json"]))
+            .0
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+    let families: std::collections::BTreeMap<String, usize> =
+        records.iter().fold(Default::default(), |mut counts, r| {
+            *counts
+                .entry(r["headers"]["zego-family"].as_str().unwrap().to_string())
+                .or_default() += 1;
+            counts
+        });
+    assert_eq!(
+        families.into_iter().collect::<Vec<_>>(),
+        [
+            ("ai_agent".into(), 1),
+            ("message".into(), 2),
+            ("recording".into(), 1),
+            ("room".into(), 1),
+            ("rtc".into(), 7)
+        ]
+    );
+    let bad = bridge.simulate(&["--family", "chat"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(text(&bad).1.contains("not a family"), "{:?}", text(&bad));
+}
+
+#[test]
+fn verify_reads_each_products_envelope() {
+    let agent = zego_kafka_bridge::callback::catalogue::Family::AiAgent
+        .events()
+        .next()
+        .unwrap();
+    let body = zego_kafka_bridge::callback::sample::callback(
+        agent,
+        "1",
+        "agent-7",
+        1_499_676_978,
+        "9",
+        "s",
+    );
+    let valid = run(
+        &[
+            "verify",
+            "--secret",
+            "s",
+            "--product",
+            "ai-agent",
+            "--data",
+            &body.to_string(),
+        ],
+        &[],
+    );
+    let (stdout, _) = text(&valid);
+    assert_eq!(valid.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("family ai_agent event AgentInstanceStatus key agent-7"),
+        "{stdout}"
+    );
+    let as_zim = run(
+        &["verify", "--secret", "s", "--data", &body.to_string()],
+        &[],
+    );
+    assert_eq!(
+        as_zim.status.code(),
+        Some(1),
+        "In-app Chat's envelope has no `timestamp` here"
+    );
+}

@@ -15,6 +15,7 @@ use serde_json::{json, Map, Value};
 
 use super::output::{Stdout, Written};
 use crate::callback::catalogue::{EventKind, Family, Product};
+use crate::callback::event::callback_id;
 use crate::callback::sample;
 use crate::clock::unix_ms;
 
@@ -337,6 +338,10 @@ async fn send_with_retries(run: &Run, call_id: &str, planned: &Planned) -> Ended
             tokio::time::sleep(Duration::from_secs_f64(args.schedule[attempt - 1])).await;
         }
         let body = callback_body(run, call_id, planned);
+        let names = product.envelope();
+        let callback_id = body
+            .as_object()
+            .map(|fields| callback_id(fields, [names.nonce, names.timestamp, names.signature]));
         let sent_ms = unix_ms();
         let sent = Instant::now();
         let result = send_once(run, &url, &body).await;
@@ -354,7 +359,8 @@ async fn send_with_retries(run: &Run, call_id: &str, planned: &Planned) -> Ended
         let line = if args.jsonl {
             Some(
                 json!({"call_id": call_id, "event": event,
-                "family": planned.kind.map(|k| k.family().name()), "attempt": attempt + 1,
+                "family": planned.kind.map(|k| k.family().name()),
+                "callback_id": callback_id, "attempt": attempt + 1,
                 "status": result.status, "sent_ms": sent_ms, "answered_ms": answered_ms,
                 "answer": result.answer, "error": result.error})
                 .to_string(),

@@ -152,6 +152,65 @@ async fn happy_path_2000_callbacks_over_64_connections() {
     report(&format!("| happy path | 2000 sent over 64 connections | 2000 answered 200 | {} in Kafka | 0 lost | {duplicates} duplicates |", records.len()));
 }
 
+/// Every event of every family (In-app Chat, RTC, cloud recording, AI Agent; four callback
+/// paths) as one mixed load through the real broker: each callback answered 200 is in the topic
+/// under its callback id, keyed and headed as its family says, and nothing else is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_family_mixed_load_lands_by_callback_id() {
+    let _serial = serial().await;
+    let (dir, _tansu, forwarder, bridge) = stack("families", &[]).await;
+    let per_call = zego_kafka_bridge::callback::catalogue::EventKind::all().count();
+    let (ok, attempts) = simulate(
+        &dir,
+        "load",
+        &bridge.url(),
+        &["--family", "all", "--count", "40", "--concurrency", "16"],
+    )
+    .await;
+    assert!(ok, "simulate gave up on or was refused some callbacks");
+    assert_eq!(attempts.len(), 40 * per_call);
+    assert!(
+        attempts.iter().all(|a| a.status == 200),
+        "every callback answered 200"
+    );
+    let records = read_topic(&format!("127.0.0.1:{}", forwarder.port), TOPIC);
+    let mut by_id: BTreeMap<&str, &Record> = BTreeMap::new();
+    for record in &records {
+        assert_well_formed(record);
+        let id = record.headers["zego-callback-id"].as_str();
+        assert!(by_id.insert(id, record).is_none(), "duplicate record {id}");
+    }
+    for attempt in &attempts {
+        let record = by_id
+            .get(attempt.callback_id.as_str())
+            .unwrap_or_else(|| panic!("answered 200, not in Kafka: {attempt:?}"));
+        assert_eq!(
+            record.key.as_deref(),
+            Some(attempt.call_id.as_str()),
+            "{attempt:?}"
+        );
+    }
+    assert_eq!(
+        records.len(),
+        attempts.len(),
+        "nothing in Kafka that was not sent"
+    );
+    let families: BTreeSet<&str> = records
+        .iter()
+        .map(|r| r.headers["zego-family"].as_str())
+        .collect();
+    assert_eq!(
+        families.len(),
+        zego_kafka_bridge::callback::catalogue::Family::ALL.len()
+    );
+    report(&format!(
+        "| every family, mixed | {} sent ({per_call} events × 40 keys, 4 paths) | {} answered 200 | {} in Kafka | 0 lost | 0 duplicates |",
+        attempts.len(),
+        attempts.len(),
+        records.len()
+    ));
+}
+
 /// A 20 s outage in the middle of a load, ended by `restore`; simulate retries on ZEGOCLOUD's
 /// schedule. Checks nothing lost, no lie, readiness, and the bridge's memory.
 async fn outage_under_load(
