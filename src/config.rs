@@ -21,6 +21,7 @@ use crate::routes::limits::{
     validate_callback_path, HttpLimits, BODY_READ_TIMEOUT, DEFAULT_MAX_BUFFERED_BYTES,
 };
 use crate::secret::Secret;
+use crate::spool::{SpoolSettings, DEFAULT_MAX_BYTES as DEFAULT_SPOOL_MAX_BYTES};
 use crate::tls::TlsFiles;
 
 /// A start-up configuration problem: one line, naming the variable.
@@ -46,6 +47,8 @@ pub struct Settings {
     pub dedup_ttl: Option<Duration>,
     pub dedup_capacity: usize,
     pub tls: Option<TlsFiles>,
+    /// `None`: no spool, a 200 only from a broker ack.
+    pub spool: Option<SpoolSettings>,
 }
 
 /// The fixed variables, as envy reads them (lower-case field = upper-case variable).
@@ -77,6 +80,9 @@ struct RawSettings {
     #[serde(default = "default_unknown_events")]
     unknown_events: String,
     zego_families: Option<String>,
+    spool_dir: Option<PathBuf>,
+    #[serde(default = "default_spool_max_bytes")]
+    spool_max_bytes: u64,
     tls_cert_file: Option<PathBuf>,
     tls_key_file: Option<PathBuf>,
 }
@@ -112,6 +118,9 @@ fn default_dedup_ttl_secs() -> u64 {
 fn default_dedup_capacity() -> usize {
     100_000
 }
+fn default_spool_max_bytes() -> u64 {
+    DEFAULT_SPOOL_MAX_BYTES
+}
 fn default_unknown_events() -> String {
     "reject".into()
 }
@@ -134,6 +143,8 @@ pub const VARIABLES: &[&str] = &[
     "DEDUP_CAPACITY",
     "UNKNOWN_EVENTS",
     "ZEGO_FAMILIES",
+    "SPOOL_DIR",
+    "SPOOL_MAX_BYTES",
     "TLS_CERT_FILE",
     "TLS_KEY_FILE",
     "RUST_LOG",
@@ -235,7 +246,17 @@ impl Settings {
                 ))
             }
         };
+        let spool_max_bytes = within("SPOOL_MAX_BYTES", raw.spool_max_bytes, u64::MAX)?;
+        let spool = match raw.spool_dir {
+            Some(dir) if dir.as_os_str().is_empty() => None,
+            Some(dir) => Some(SpoolSettings {
+                dir,
+                max_bytes: spool_max_bytes,
+            }),
+            None => None,
+        };
         Ok(Settings {
+            spool,
             bind_addr: raw.bind_addr,
             http,
             policy,

@@ -18,6 +18,7 @@ pub mod publish;
 pub mod refusals;
 pub mod routes;
 pub mod secret;
+pub mod spool;
 pub mod startup;
 #[cfg(any(test, feature = "test-support"))]
 pub mod testing;

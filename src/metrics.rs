@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 
 use prometheus::core::Collector;
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// Every metric the bridge exports.
@@ -34,6 +34,22 @@ pub struct Metrics {
     /// Verified callbacks by which configured secret signed them (`secret`: its position in
     /// `ZEGO_CALLBACK_SECRET`, from 1): when the old one's count stops growing, it can go.
     pub signed_with: IntCounterVec,
+    /// The spool (`SPOOL_DIR`): records and bytes waiting, the oldest one's age.
+    pub spool_records: IntGauge,
+    pub spool_bytes: IntGauge,
+    pub spool_oldest_age_seconds: IntGauge,
+    /// Records written to the spool, and forwarded from it to Kafka (acknowledged).
+    pub spool_appended: IntCounter,
+    pub spool_drained: IntCounter,
+    /// Damage found on disk, by `kind`: `torn_tail` (a write a crash cut short, never
+    /// acknowledged), `skipped` (damaged bytes with intact records after them), `unreadable`.
+    pub spool_damaged: IntCounterVec,
+    /// One group commit: the write, then the flush to stable storage, and how many records.
+    pub spool_write_seconds: Histogram,
+    pub spool_fsync_seconds: Histogram,
+    pub spool_group_records: Histogram,
+    /// Groups whose write or flush failed (their callbacks were answered 503).
+    pub spool_write_failures: IntCounter,
 }
 
 /// Position labels for `signed_with`, so no label string is made per request.
@@ -110,6 +126,55 @@ impl Metrics {
             &["secret"],
         )
         .expect("valid metric");
+        let gauge = |name: &str, help: &str| IntGauge::new(name, help).expect("valid metric");
+        let counter = |name: &str, help: &str| IntCounter::new(name, help).expect("valid metric");
+        let histogram = |name: &str, help: &str, buckets: &[f64]| {
+            Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets.to_vec()))
+                .expect("valid metric")
+        };
+        let spool_records = gauge(
+            "zego_spool_records",
+            "Records in the spool not yet acknowledged by Kafka",
+        );
+        let spool_bytes = gauge("zego_spool_bytes", "Bytes of the spool's segment files");
+        let spool_oldest_age_seconds = gauge(
+            "zego_spool_oldest_age_seconds",
+            "Age of the oldest record waiting in the spool; 0 when it is empty",
+        );
+        let spool_appended = counter("zego_spool_appended_total", "Records written to the spool");
+        let spool_drained = counter(
+            "zego_spool_drained_total",
+            "Records forwarded from the spool and acknowledged by Kafka",
+        );
+        let spool_damaged = IntCounterVec::new(
+            Opts::new(
+                "zego_spool_damaged_total",
+                "Damage found in the spool's files, by kind",
+            ),
+            &["kind"],
+        )
+        .expect("valid metric");
+        let spool_write_seconds = histogram(
+            "zego_spool_write_duration_seconds",
+            "Writing one group of spooled records",
+            LATENCY_BUCKETS,
+        );
+        let spool_fsync_seconds = histogram(
+            "zego_spool_fsync_duration_seconds",
+            "Flushing one group of spooled records to stable storage",
+            LATENCY_BUCKETS,
+        );
+        let spool_group_records = histogram(
+            "zego_spool_group_records",
+            "Records written and flushed together (group commit)",
+            &[
+                1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 1024.0, 4096.0,
+            ],
+        );
+        let spool_write_failures = counter(
+            "zego_spool_write_failures_total",
+            "Groups of spooled records whose write or flush failed (answered 503)",
+        );
         let build_info = IntGaugeVec::new(
             Opts::new("zego_build_info", "Build information; always 1"),
             &["version", "librdkafka"],
@@ -135,6 +200,16 @@ impl Metrics {
             Box::new(dedup_entries.clone()),
             Box::new(signed_with.clone()),
             Box::new(build_info),
+            Box::new(spool_records.clone()),
+            Box::new(spool_bytes.clone()),
+            Box::new(spool_oldest_age_seconds.clone()),
+            Box::new(spool_appended.clone()),
+            Box::new(spool_drained.clone()),
+            Box::new(spool_damaged.clone()),
+            Box::new(spool_write_seconds.clone()),
+            Box::new(spool_fsync_seconds.clone()),
+            Box::new(spool_group_records.clone()),
+            Box::new(spool_write_failures.clone()),
         ];
         for collector in collectors {
             registry
@@ -154,6 +229,16 @@ impl Metrics {
             kafka_queue_bytes,
             dedup_entries,
             signed_with,
+            spool_records,
+            spool_bytes,
+            spool_oldest_age_seconds,
+            spool_appended,
+            spool_drained,
+            spool_damaged,
+            spool_write_seconds,
+            spool_fsync_seconds,
+            spool_group_records,
+            spool_write_failures,
         }
     }
 

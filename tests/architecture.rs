@@ -21,6 +21,7 @@ const LAYERS: &[&[&str]] = &[
     // verified callback → record → ack
     &["publish"],
     &["dedup"],
+    &["spool"],
     // ack → answer
     &["routes"],
     // environment → each part's settings

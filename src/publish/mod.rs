@@ -17,7 +17,7 @@ use rdkafka::ClientConfig;
 use crate::metrics::Metrics;
 use context::BridgeContext;
 pub use errors::PublishError;
-pub use record::Record;
+pub use record::{Record, SpoolStamp};
 pub use settings::KafkaSettings;
 
 /// Where the broker put an acked record.

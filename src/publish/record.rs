@@ -1,5 +1,7 @@
 //! A verified callback as a Kafka record: topic, key, value and headers (README, "The Kafka record").
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::FutureRecord;
@@ -12,6 +14,8 @@ pub const HEADER_APPID: &str = "zego-appid";
 pub const HEADER_CALLBACK_ID: &str = "zego-callback-id";
 pub const HEADER_CONTENT_TYPE: &str = "content-type";
 pub const HEADER_RECEIVED_AT: &str = "received-at";
+pub const HEADER_SPOOL_SEQ: &str = "zego-spool-seq";
+pub const HEADER_SPOOLED_AT: &str = "zego-spooled-at";
 const JSON: &str = "application/json";
 
 /// One record to publish.
@@ -26,11 +30,20 @@ pub struct Record {
     /// `None` for a forwarded event outside the catalogue.
     pub family: Option<&'static str>,
     /// The event's ordering and dedupe ids, as `(header, value)`.
-    pub ids: Vec<(&'static str, String)>,
+    pub ids: Vec<(Cow<'static, str>, String)>,
     pub appid: String,
     pub callback_id: String,
     /// Unix milliseconds when the request arrived.
     pub received_at_ms: i64,
+    /// Set when the record went through the spool (`SPOOL_DIR`) on its way to Kafka.
+    pub spooled: Option<SpoolStamp>,
+}
+
+/// Where a record sat in the spool: its place in the spool's order and when it was written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpoolStamp {
+    pub seq: u64,
+    pub at_ms: i64,
 }
 
 impl Record {
@@ -39,17 +52,31 @@ impl Record {
             topic,
             family: callback.family().map(|f| f.name()),
             key: callback.key,
-            ids: callback.headers,
+            ids: callback
+                .headers
+                .into_iter()
+                .map(|(header, value)| (Cow::Borrowed(header), value))
+                .collect(),
             value: callback.value,
             event: callback.event,
             appid: callback.appid,
             callback_id: callback.id,
             received_at_ms,
+            spooled: None,
         }
     }
 
     pub fn headers(&self) -> OwnedHeaders {
         let received_at = self.received_at_ms.to_string();
+        let spooled = self
+            .spooled
+            .map(|stamp| (stamp.seq.to_string(), stamp.at_ms.to_string()));
+        let spool_headers = spooled.iter().flat_map(|(seq, at)| {
+            [
+                (HEADER_SPOOL_SEQ, seq.as_str()),
+                (HEADER_SPOOLED_AT, at.as_str()),
+            ]
+        });
         [
             (HEADER_EVENT, self.event.as_str()),
             (HEADER_APPID, self.appid.as_str()),
@@ -62,10 +89,11 @@ impl Record {
         .chain(
             self.ids
                 .iter()
-                .map(|(header, value)| (*header, value.as_str())),
+                .map(|(header, value)| (header.as_ref(), value.as_str())),
         )
+        .chain(spool_headers)
         .fold(
-            OwnedHeaders::new_with_capacity(6 + self.ids.len()),
+            OwnedHeaders::new_with_capacity(8 + self.ids.len()),
             |headers, (key, value)| {
                 headers.insert(Header {
                     key,

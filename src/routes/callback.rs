@@ -17,8 +17,9 @@ use crate::callback::{self, body, Rejection};
 use crate::clock::unix_ms;
 use crate::dedup::{self, Claim};
 use crate::metrics::InFlight;
-use crate::publish::{Ack, PublishError, Record};
+use crate::publish::{Ack, PublishError, Record, SpoolStamp};
 use crate::routes::{ApiError, AppState};
+use crate::spool::Spool;
 
 /// How a callback that got a 200 got it.
 #[derive(Debug)]
@@ -27,6 +28,16 @@ pub enum Delivered {
     Fresh(Ack),
     /// The same callback was acked before (or was being published): answered with that ack.
     Duplicate(Ack),
+    /// Kafka could not take it in time: durable in the spool, forwarded when Kafka is back.
+    Spooled(SpoolStamp),
+}
+
+#[derive(Serialize)]
+struct Spooled {
+    ok: bool,
+    spooled: bool,
+    /// Its place in this replica's spool: the `zego-spool-seq` header of its record.
+    spool_seq: u64,
 }
 
 #[derive(Serialize)]
@@ -47,10 +58,19 @@ pub async fn receive(
 ) -> HttpResponse<HeldPayload> {
     let (event, result) = handle(&request, &mut payload, &state, product).await;
     let (response, code) = match &result {
+        Ok(Delivered::Spooled(stamp)) => {
+            let response = HttpResponse::Ok().json(Spooled {
+                ok: true,
+                spooled: true,
+                spool_seq: stamp.seq,
+            });
+            (response, "spooled")
+        }
         Ok(delivered) => {
             let (ack, duplicate, code) = match delivered {
                 Delivered::Fresh(ack) => (ack, false, "ok"),
                 Delivered::Duplicate(ack) => (ack, true, "duplicate"),
+                Delivered::Spooled(_) => unreachable!("answered above"),
             };
             let response = HttpResponse::Ok().json(Accepted {
                 ok: true,
@@ -109,7 +129,7 @@ async fn handle(
     (event, deliver(&record, state).await)
 }
 
-/// Dedupe, then publish.
+/// Dedupe, then publish (or spool).
 async fn deliver(record: &Record, state: &AppState) -> Result<Delivered, ApiError> {
     let guard = match state.dedup.claim(&record.callback_id) {
         Claim::Acked(ack) => {
@@ -133,6 +153,55 @@ async fn deliver(record: &Record, state: &AppState) -> Result<Delivered, ApiErro
     // Lowered when dropped, so a request cancelled mid-publish (client gone, shutdown) does not
     // leave the gauge raised.
     let _in_flight = InFlight::enter(&state.metrics.in_flight);
+    if let Some(spool) = &state.spool {
+        let delivered = publish_or_spool(record, state, spool).await;
+        // A spooled callback has no ack to remember: a repeat of it is spooled again (and
+        // deduped by consumers on its callback id).
+        guard.finish(match &delivered {
+            Ok(Delivered::Fresh(ack)) => Ok(ack.clone()),
+            _ => Err(PublishError::Unavailable("not acknowledged yet".into())),
+        });
+        return delivered;
+    }
+    let outcome = publish(record, state).await;
+    guard.finish(outcome.clone());
+    Ok(Delivered::Fresh(outcome?))
+}
+
+/// The spool's rule (README, "Durable spool"): spool at once while the spool holds anything or
+/// the broker is known unreachable; otherwise publish, and spool what Kafka could not take in
+/// time. A non-retriable failure is answered 500 as without a spool: spooling it would only
+/// fail again at the drain.
+async fn publish_or_spool(
+    record: &Record,
+    state: &AppState,
+    spool: &Spool,
+) -> Result<Delivered, ApiError> {
+    if !spool.is_active() && !state.readiness.broker_known_unreachable() {
+        if let Some(straight) = spool.straight_to_kafka().await {
+            let outcome = publish(record, state).await;
+            drop(straight);
+            match outcome {
+                Err(PublishError::Unavailable(why)) => log::info!(
+                    "Kafka did not take callback {} in time ({why}): spooling it",
+                    record.callback_id
+                ),
+                other => return Ok(Delivered::Fresh(other?)),
+            }
+        }
+    }
+    let stamp = spool.append(record).await?;
+    log::debug!(
+        "spooled {} key={} as spool record {}",
+        record.event,
+        record.key.as_deref().unwrap_or("-"),
+        stamp.seq
+    );
+    Ok(Delivered::Spooled(stamp))
+}
+
+/// One publish, timed and logged.
+async fn publish(record: &Record, state: &AppState) -> Result<Ack, PublishError> {
     let started = Instant::now();
     let outcome = state.publisher.publish(record).await;
     state
@@ -140,7 +209,6 @@ async fn deliver(record: &Record, state: &AppState) -> Result<Delivered, ApiErro
         .publish_seconds
         .with_label_values(&[if outcome.is_ok() { "acked" } else { "failed" }])
         .observe(started.elapsed().as_secs_f64());
-    guard.finish(outcome.clone());
     match &outcome {
         Ok(ack) => log::debug!(
             "acked {} key={} at {}/{}/{}",
@@ -150,6 +218,8 @@ async fn deliver(record: &Record, state: &AppState) -> Result<Delivered, ApiErro
             ack.partition,
             ack.offset
         ),
+        // A spool takes what Kafka could not: it says so itself.
+        Err(PublishError::Unavailable(_)) if state.spool.is_some() => {}
         Err(e) => log::warn!(
             "publish failed, answering non-200 so ZEGOCLOUD retries: {} key={} callback_id={}: {e}",
             record.event,
@@ -157,7 +227,7 @@ async fn deliver(record: &Record, state: &AppState) -> Result<Delivered, ApiErro
             record.callback_id
         ),
     }
-    Ok(Delivered::Fresh(outcome?))
+    outcome
 }
 
 /// The one `Content-Type`, with no `Content-Encoding` the bridge would have to undo.

@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use crate::callback::Rejection;
 use crate::publish::PublishError;
+use crate::spool::SpoolError;
 
 /// Why a request did not get a 200.
 #[derive(Debug, thiserror::Error)]
@@ -14,6 +15,8 @@ pub enum ApiError {
     Rejected(#[from] Rejection),
     #[error(transparent)]
     Publish(#[from] PublishError),
+    #[error(transparent)]
+    Spool(#[from] SpoolError),
     #[error("no route for this path")]
     NotFound,
     #[error("the callback path only accepts POST")]
@@ -35,6 +38,8 @@ impl ApiError {
             ApiError::Publish(PublishError::Overloaded) => "overloaded",
             ApiError::Publish(PublishError::Unavailable(_)) => "broker_unavailable",
             ApiError::Publish(PublishError::Failed(_)) => "publish_failed",
+            ApiError::Spool(SpoolError::Full) => "spool_full",
+            ApiError::Spool(SpoolError::Failed(_)) => "spool_failed",
             ApiError::NotFound => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
         }
@@ -60,7 +65,7 @@ impl ResponseError for ApiError {
                 | Rejection::SynchronousEvent => StatusCode::UNPROCESSABLE_ENTITY,
             },
             ApiError::Publish(PublishError::Failed(_)) => StatusCode::INTERNAL_SERVER_ERROR,
-            ApiError::Publish(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Publish(_) | ApiError::Spool(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         }
@@ -71,6 +76,7 @@ impl ResponseError for ApiError {
         if matches!(
             self,
             ApiError::Publish(PublishError::Overloaded | PublishError::Unavailable(_))
+                | ApiError::Spool(_)
         ) {
             // ZEGOCLOUD keeps its own schedule; other clients get a hint.
             response.insert_header(("Retry-After", "2"));

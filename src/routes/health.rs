@@ -10,11 +10,13 @@ pub async fn healthz() -> HttpResponse {
 }
 
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    if state.readiness.is_ready() {
+    if state.is_ready() {
         HttpResponse::Ok().json(json!({"ok": true}))
     } else {
         let why = if state.readiness.is_shutting_down() {
             "shutting down"
+        } else if state.spool.is_some() {
+            "the broker has not answered a metadata request recently and the spool does not accept (full, or its writes fail)"
         } else {
             "the broker has not answered a metadata request recently"
         };

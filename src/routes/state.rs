@@ -12,6 +12,7 @@ use crate::clock::unix_ms;
 use crate::dedup::DedupCache;
 use crate::metrics::Metrics;
 use crate::publish::{KafkaSettings, Publisher};
+use crate::spool::Spool;
 
 /// Shared by all actix workers through `web::Data`.
 pub struct AppState {
@@ -26,6 +27,18 @@ pub struct AppState {
     pub buffered: Semaphore,
     pub metrics: Arc<Metrics>,
     pub readiness: Readiness,
+    /// `SPOOL_DIR`: where callbacks Kafka cannot take go; `None` when not configured.
+    pub spool: Option<Arc<Spool>>,
+}
+
+impl AppState {
+    /// Ready: not shutting down, and the broker answers, or the spool accepts callbacks (a
+    /// replica that can spool should keep receiving).
+    pub fn is_ready(&self) -> bool {
+        !self.readiness.is_shutting_down()
+            && (self.readiness.broker_reachable()
+                || self.spool.as_ref().is_some_and(|spool| spool.accepting()))
+    }
 }
 
 /// How long a successful broker probe keeps `/readyz` at 200.
@@ -36,12 +49,26 @@ pub const READY_WINDOW: Duration = Duration::from_secs(3);
 pub struct Readiness {
     /// Unix milliseconds of the last successful probe; 0 = never.
     last_ok_ms: AtomicU64,
+    /// The last probe failed (false until a probe has run).
+    last_failed: AtomicBool,
     shutting_down: AtomicBool,
 }
 
 impl Readiness {
     pub fn probe_succeeded(&self) {
         self.last_ok_ms.store(unix_ms() as u64, Ordering::Release);
+        self.last_failed.store(false, Ordering::Release);
+    }
+
+    pub fn probe_failed(&self) {
+        self.last_failed.store(true, Ordering::Release);
+    }
+
+    /// The last probe failed and none succeeded within `READY_WINDOW`: the spool takes
+    /// callbacks at once instead of letting each wait for a delivery timeout. Before the first
+    /// probe the broker is not known to be unreachable.
+    pub fn broker_known_unreachable(&self) -> bool {
+        self.last_failed.load(Ordering::Acquire) && !self.broker_reachable()
     }
 
     /// From now on `/readyz` answers 503, so load balancers stop sending before we stop.
@@ -53,10 +80,9 @@ impl Readiness {
         self.shutting_down.load(Ordering::Acquire)
     }
 
-    pub fn is_ready(&self) -> bool {
+    /// The broker answered a probe within `READY_WINDOW`.
+    pub fn broker_reachable(&self) -> bool {
         let last = self.last_ok_ms.load(Ordering::Acquire);
-        !self.is_shutting_down()
-            && last > 0
-            && (unix_ms() as u64).saturating_sub(last) < READY_WINDOW.as_millis() as u64
+        last > 0 && (unix_ms() as u64).saturating_sub(last) < READY_WINDOW.as_millis() as u64
     }
 }

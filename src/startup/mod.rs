@@ -21,6 +21,7 @@ use crate::metrics::Metrics;
 use crate::publish::Publisher;
 use crate::refusals::{describe, RefusalReport};
 use crate::routes::state::{AppState, Readiness};
+use crate::spool::Spool;
 
 mod http_server;
 
@@ -66,6 +67,15 @@ impl Application {
         let drain_timeout = settings.kafka.delivery_timeout + Duration::from_secs(2);
         let port = listener.local_addr()?.port();
         let buffered = Semaphore::new(settings.http.max_buffered_bytes);
+        let spool = settings
+            .spool
+            .as_ref()
+            .map(|spool| {
+                Spool::open(spool, metrics.clone())
+                    .map_err(|e| StartupError::Config(format!("SPOOL_DIR: {e}")))
+            })
+            .transpose()?
+            .map(Arc::new);
         let state = web::Data::new(AppState {
             buffered,
             limits: settings.http,
@@ -76,6 +86,7 @@ impl Application {
             in_flight: Semaphore::new(settings.max_in_flight),
             metrics,
             readiness: Readiness::default(),
+            spool,
         });
         let server = http_server::serve(listener, tls, state.clone(), drain_timeout)?;
         Ok(Application {
@@ -108,6 +119,10 @@ impl Application {
             ..
         } = self;
         let probe = spawn_broker_probe(state.clone());
+        let drain = state.spool.clone().map(|spool| {
+            let (publisher, readiness_of) = (state.publisher.clone(), state.clone());
+            tokio::spawn(spool.drain(publisher, move || readiness_of.readiness.broker_reachable()))
+        });
         let reporter = spawn_refusal_reporter(state.clone());
         let handle = server.handle();
         let mut server = std::pin::pin!(server);
@@ -126,6 +141,13 @@ impl Application {
         };
         probe.abort();
         reporter.abort();
+        if let Some(drain) = drain {
+            // What it was forwarding stays in the spool until acknowledged: sent again next start.
+            drain.abort();
+        }
+        if let Some(spool) = state.spool.clone() {
+            let _ = tokio::task::spawn_blocking(move || spool.close()).await;
+        }
         log::info!(
             "since start: {}",
             describe(&state.metrics.refusals_by_code())
@@ -152,6 +174,8 @@ fn spawn_broker_probe(state: web::Data<AppState>) -> JoinHandle<()> {
             .unwrap_or(false);
             if reachable {
                 state.readiness.probe_succeeded();
+            } else {
+                state.readiness.probe_failed();
             }
             state.metrics.broker_reachable.set(i64::from(reachable));
             if was_reachable != Some(reachable) {

@@ -67,6 +67,13 @@ impl Consumed {
     }
 }
 
+/// A directory of its own for a test's spool (`SPOOL_DIR`), empty.
+pub fn spool_dir() -> String {
+    let dir = std::env::temp_dir().join(unique_topic("zego-api-spool"));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir.to_string_lossy().into_owned()
+}
+
 /// The app with default settings (plus the mock cluster and the test secret).
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(&[]).await
@@ -195,6 +202,22 @@ impl TestApp {
             assert!(
                 Instant::now() < deadline,
                 "/readyz never answered {status} within {within:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Polls `/metrics` until `series` reaches `value` or more, or panics.
+    pub async fn wait_for_metric(&self, series: &str, value: f64) {
+        let deadline = Instant::now() + WAIT_LIMIT;
+        loop {
+            let now = self.metric(series).await;
+            if now >= value {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{series} stayed at {now}, never {value}, within {WAIT_LIMIT:?}"
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

@@ -12,3 +12,4 @@ mod helpers;
 mod hostile;
 mod http_fuzz;
 mod operations;
+mod spool;

@@ -127,7 +127,7 @@ fn attacks(count: usize, big: usize) -> Vec<(&'static str, Vec<Vec<u8>>, Duratio
 /// A genuine, signed near-limit callback; half of them chunked.
 fn big_callback(n: usize) -> (&'static str, Vec<Vec<u8>>, Duration) {
     let body = near_limit_callback(&format!("big-{n}"));
-    let request = if n % 2 == 0 {
+    let request = if n.is_multiple_of(2) {
         format!(
             "{HEAD}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
             body.len()
