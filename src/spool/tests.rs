@@ -2,7 +2,7 @@
 //! torn tail and damage found at start-up, the size limit, and the lock.
 
 use std::borrow::Cow;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -40,7 +40,7 @@ fn record(n: usize, value_len: usize) -> Record {
     }
 }
 
-fn open(dir: &PathBuf, max_bytes: u64) -> (Log, Arc<Metrics>) {
+fn open(dir: &Path, max_bytes: u64) -> (Log, Arc<Metrics>) {
     let metrics = Arc::new(Metrics::new());
     (Log::open(dir, max_bytes, metrics.clone()).unwrap(), metrics)
 }
