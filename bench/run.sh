@@ -91,4 +91,7 @@ done
 
 python3 bench/report.py "$OUT/results.jsonl" "$READY_MS" "$IDLE_RSS_KB" "$SECONDS_EACH" >bench/results.md
 echo "wrote bench/results.md"
+cleanup
+trap - EXIT
+bench/spool.sh
 cat bench/results.md

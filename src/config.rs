@@ -83,6 +83,8 @@ struct RawSettings {
     spool_dir: Option<PathBuf>,
     #[serde(default = "default_spool_max_bytes")]
     spool_max_bytes: u64,
+    #[serde(default)]
+    spool_drain_rate: u32,
     tls_cert_file: Option<PathBuf>,
     tls_key_file: Option<PathBuf>,
 }
@@ -145,6 +147,7 @@ pub const VARIABLES: &[&str] = &[
     "ZEGO_FAMILIES",
     "SPOOL_DIR",
     "SPOOL_MAX_BYTES",
+    "SPOOL_DRAIN_RATE",
     "TLS_CERT_FILE",
     "TLS_KEY_FILE",
     "RUST_LOG",
@@ -252,6 +255,7 @@ impl Settings {
             Some(dir) => Some(SpoolSettings {
                 dir,
                 max_bytes: spool_max_bytes,
+                drain_rate: raw.spool_drain_rate,
             }),
             None => None,
         };

@@ -37,6 +37,8 @@ pub struct Metrics {
     /// The spool (`SPOOL_DIR`): records and bytes waiting, the oldest one's age.
     pub spool_records: IntGauge,
     pub spool_bytes: IntGauge,
+    /// `SPOOL_MAX_BYTES`, so alerts can compare `zego_spool_bytes` with it.
+    pub spool_limit_bytes: IntGauge,
     pub spool_oldest_age_seconds: IntGauge,
     /// Records written to the spool, and forwarded from it to Kafka (acknowledged).
     pub spool_appended: IntCounter,
@@ -137,6 +139,10 @@ impl Metrics {
             "Records in the spool not yet acknowledged by Kafka",
         );
         let spool_bytes = gauge("zego_spool_bytes", "Bytes of the spool's segment files");
+        let spool_limit_bytes = gauge(
+            "zego_spool_limit_bytes",
+            "SPOOL_MAX_BYTES: spool bytes beyond which callbacks get 503 spool_full",
+        );
         let spool_oldest_age_seconds = gauge(
             "zego_spool_oldest_age_seconds",
             "Age of the oldest record waiting in the spool; 0 when it is empty",
@@ -154,6 +160,10 @@ impl Metrics {
             &["kind"],
         )
         .expect("valid metric");
+        // Every kind present from the start, at 0: an alert on `increase` sees the first one.
+        for kind in ["torn_tail", "skipped", "unreadable"] {
+            spool_damaged.with_label_values(&[kind]);
+        }
         let spool_write_seconds = histogram(
             "zego_spool_write_duration_seconds",
             "Writing one group of spooled records",
@@ -202,6 +212,7 @@ impl Metrics {
             Box::new(build_info),
             Box::new(spool_records.clone()),
             Box::new(spool_bytes.clone()),
+            Box::new(spool_limit_bytes.clone()),
             Box::new(spool_oldest_age_seconds.clone()),
             Box::new(spool_appended.clone()),
             Box::new(spool_drained.clone()),
@@ -231,6 +242,7 @@ impl Metrics {
             signed_with,
             spool_records,
             spool_bytes,
+            spool_limit_bytes,
             spool_oldest_age_seconds,
             spool_appended,
             spool_drained,

@@ -107,7 +107,7 @@ fn env_example_documents_only_variables_the_bridge_reads() {
     for interpolated in compose
         .split("${")
         .skip(1)
-        .filter_map(|s| s.split([':', '}']).next())
+        .filter_map(|s| s.split([':', '-', '}']).next())
     {
         assert!(
             keys.contains(interpolated),

@@ -30,11 +30,13 @@ const DRAIN_BATCH_BYTES: usize = 4 << 20;
 /// Pause after a failed drain round or while the broker is unreachable.
 const DRAIN_BACKOFF: Duration = Duration::from_secs(1);
 
-/// `SPOOL_DIR` and `SPOOL_MAX_BYTES`.
+/// `SPOOL_DIR`, `SPOOL_MAX_BYTES` and `SPOOL_DRAIN_RATE`.
 #[derive(Debug, Clone)]
 pub struct SpoolSettings {
     pub dir: PathBuf,
     pub max_bytes: u64,
+    /// Most records forwarded a second; 0: as fast as Kafka takes them.
+    pub drain_rate: u32,
 }
 
 /// 1 GiB.
@@ -58,6 +60,7 @@ struct Mode {
 
 pub struct Spool {
     log: Log,
+    drain_rate: u32,
     /// Held shared by every straight-to-Kafka publish; taken exclusively to switch to spooling.
     gate: RwLock<()>,
     mode: Mutex<Mode>,
@@ -81,6 +84,7 @@ impl Spool {
         let active = log.undrained() > 0;
         Ok(Spool {
             log,
+            drain_rate: settings.drain_rate,
             gate: RwLock::new(()),
             mode: Mutex::new(Mode { active, pending: 0 }),
             appended: Notify::new(),
@@ -140,6 +144,7 @@ impl Spool {
         loop {
             if self.log.undrained() == 0 {
                 self.deactivate_if_empty();
+                self.log.compact();
                 self.metrics.spool_oldest_age_seconds.set(0);
                 tokio::select! {
                     () = self.appended.notified() => {}
@@ -160,27 +165,39 @@ impl Spool {
                 tokio::time::sleep(DRAIN_BACKOFF).await;
                 continue;
             }
-            if !self.drain_once(&publisher).await {
-                tokio::time::sleep(DRAIN_BACKOFF).await;
+            let started = std::time::Instant::now();
+            match self.drain_once(&publisher).await {
+                0 => tokio::time::sleep(DRAIN_BACKOFF).await,
+                forwarded if self.drain_rate > 0 => {
+                    let budget =
+                        Duration::from_secs_f64(forwarded as f64 / f64::from(self.drain_rate));
+                    tokio::time::sleep(budget.saturating_sub(started.elapsed())).await;
+                }
+                _ => {}
             }
         }
     }
 
     /// One round: a batch published at once (librdkafka keeps their order per partition),
-    /// the acknowledged prefix committed. False when the round did not get through.
-    async fn drain_once(self: &Arc<Self>, publisher: &Publisher) -> bool {
+    /// the acknowledged prefix committed. Returns how many were forwarded if the whole batch
+    /// got through, 0 if not (the caller backs off).
+    async fn drain_once(self: &Arc<Self>, publisher: &Publisher) -> usize {
         let spool = self.clone();
+        let batch_size = match self.drain_rate {
+            0 => DRAIN_BATCH,
+            rate => (rate as usize).clamp(1, DRAIN_BATCH),
+        };
         let Ok(batch) = tokio::task::spawn_blocking(move || {
             let start = spool.log.read_position();
-            (start, spool.log.read_batch(DRAIN_BATCH, DRAIN_BATCH_BYTES))
+            (start, spool.log.read_batch(batch_size, DRAIN_BATCH_BYTES))
         })
         .await
         else {
-            return false;
+            return 0;
         };
         let (start, batch) = batch;
         if batch.is_empty() {
-            return false;
+            return 0;
         }
         let outcomes =
             futures_util::future::join_all(batch.iter().map(|d| publisher.publish(&d.record)))
@@ -209,11 +226,18 @@ impl Spool {
                     .await;
             match committed {
                 Ok(Ok(())) => self.metrics.spool_drained.inc_by(acked as u64),
-                Ok(Err(e)) => log::error!("spool drain: {e}; the records will be sent again"),
+                Ok(Err(e)) => {
+                    self.metrics.spool_drained.inc_by(acked as u64);
+                    log::warn!("spool drain: {e}; forwarded anyway (after a crash before the next cursor write, they would be sent again)");
+                }
                 Err(e) => log::error!("spool drain: {e}"),
             }
         }
-        acked == outcomes.len()
+        if acked == outcomes.len() {
+            acked
+        } else {
+            0
+        }
     }
 
     /// Callbacks go straight to Kafka again once the spool is empty and nothing is on its way.

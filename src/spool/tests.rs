@@ -245,3 +245,26 @@ fn a_directory_another_bridge_holds_is_refused() {
     assert!(error.contains("another running bridge"), "{error}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn a_drained_spool_gives_its_space_back() {
+    let dir = temp_dir("compact");
+    let (log, metrics) = open(&dir, 1 << 30);
+    append_all(&log, 10, 1000).await;
+    let batch = log.read_batch(100, 1 << 20);
+    log.commit(batch.last().unwrap(), 10).unwrap();
+    assert!(metrics.spool_bytes.get() > 10_000);
+    log.compact();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while metrics.spool_bytes.get() > 0 {
+        assert!(std::time::Instant::now() < deadline, "never compacted");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    // Appends go on in a fresh segment, numbered on.
+    assert_eq!(log.append(record(10, 1)).await.unwrap().seq, 10);
+    assert_eq!(keys(&log), ["call-10"]);
+    drop(log);
+    let (log, _) = open(&dir, 1 << 30);
+    assert_eq!(keys(&log), ["call-10"]);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -73,12 +73,20 @@ struct Append {
     reply: oneshot::Sender<Result<SpoolStamp, SpoolError>>,
 }
 
+/// What the writer thread is asked to do.
+enum Message {
+    Append(Box<Append>),
+    /// Everything is drained: replace the active segment by an empty one and delete it, so a
+    /// spool that drained gives its space back (only the writer may touch the active segment).
+    Compact,
+}
+
 /// The open spool directory; dropping it stops the writer after the appends already sent.
 pub struct Log {
     dir: PathBuf,
     max_bytes: u64,
     state: Arc<Mutex<State>>,
-    appends: Mutex<Option<mpsc::Sender<Append>>>,
+    appends: Mutex<Option<mpsc::Sender<Message>>>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     metrics: Arc<Metrics>,
     /// Held for the life of the process: a second bridge on the same directory is refused.
@@ -117,6 +125,9 @@ impl Log {
         }
         metrics.spool_records.set(state.records as i64);
         metrics.spool_bytes.set(state.bytes as i64);
+        metrics
+            .spool_limit_bytes
+            .set(i64::try_from(max_bytes).unwrap_or(i64::MAX));
         if state.records > 0 {
             log::warn!(
                 "spool {}: {} records from before the restart wait to be forwarded",
@@ -156,12 +167,34 @@ impl Log {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .as_ref()
-            .is_some_and(|appends| appends.send(Append { record, reply }).is_ok());
+            .is_some_and(|appends| {
+                appends
+                    .send(Message::Append(Box::new(Append { record, reply })))
+                    .is_ok()
+            });
         match sent {
             true => answer
                 .await
                 .unwrap_or_else(|_| Err(SpoolError::Failed("the spool writer stopped".into()))),
             false => Err(SpoolError::Failed("the spool is closed".into())),
+        }
+    }
+
+    /// Asks the writer to give back the space of a fully drained spool (see `Message::Compact`).
+    pub fn compact(&self) {
+        let drained_with_bytes = {
+            let state = self.state();
+            state.records == 0 && state.bytes > 0
+        };
+        if drained_with_bytes {
+            if let Some(appends) = self
+                .appends
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .as_ref()
+            {
+                let _ = appends.send(Message::Compact);
+            }
         }
     }
 
@@ -271,11 +304,15 @@ impl Log {
         }
     }
 
-    /// Kafka acknowledged every record up to and including `last`: move the cursor past it
-    /// (durably), and delete segments that hold nothing undrained; blocking.
+    /// Kafka acknowledged every record up to and including `last`: move the cursor past it,
+    /// and delete segments that hold nothing undrained; blocking.
+    ///
+    /// If the cursor cannot be written (a full disk), the drain still moves on and drained
+    /// segments are still deleted (that is what frees the disk): after a crash before the next
+    /// successful write, the records of the segment it points into are sent again, never lost.
     pub fn commit(&self, last: &Drained, count: u64) -> Result<(), String> {
         let seq = last.record.spooled.map_or(0, |s| s.seq);
-        write_cursor(&self.dir, seq + 1)?;
+        let persisted = write_cursor(&self.dir, seq + 1);
         let removable: Vec<(u64, PathBuf)> = {
             let mut state = self.state();
             state.cursor_seq = seq + 1;
@@ -302,7 +339,7 @@ impl Log {
         let state = self.state();
         self.metrics.spool_records.set(state.records as i64);
         self.metrics.spool_bytes.set(state.bytes as i64);
-        Ok(())
+        persisted
     }
 
     /// The drain failed part-way: read again from `at` (the first record not acknowledged).
@@ -495,17 +532,31 @@ fn write_loop(
     max_bytes: u64,
     state: &Mutex<State>,
     metrics: &Metrics,
-    appends: &mpsc::Receiver<Append>,
+    appends: &mpsc::Receiver<Message>,
 ) {
     let lock = || state.lock().unwrap_or_else(|p| p.into_inner());
     let mut file: Option<(u64, File)> = None;
     while let Ok(first) = appends.recv() {
-        let mut group = vec![first];
-        while group.len() < MAX_GROUP {
-            match appends.try_recv() {
-                Ok(more) => group.push(more),
-                Err(_) => break,
+        let mut group = Vec::new();
+        let mut compact = false;
+        let mut next = Some(first);
+        while let Some(message) = next.take() {
+            match message {
+                Message::Append(append) => group.push(*append),
+                Message::Compact => compact = true,
             }
+            if group.len() < MAX_GROUP {
+                next = appends.try_recv().ok();
+            }
+        }
+        if compact && group.is_empty() {
+            if compact_drained(dir, state, metrics) {
+                file = None;
+            }
+            continue;
+        }
+        if group.is_empty() {
+            continue;
         }
         let (active, active_len, mut seq, bytes) = {
             let state = lock();
@@ -624,6 +675,43 @@ fn write_loop(
             }
         }
     }
+}
+
+/// Replaces a fully drained spool's segments by one empty segment; true if it did.
+fn compact_drained(dir: &Path, state: &Mutex<State>, metrics: &Metrics) -> bool {
+    let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
+    if state.records > 0 || state.bytes == 0 {
+        return false;
+    }
+    let first = state.next_seq;
+    let path = segment_path(dir, first);
+    // The new segment first: a spool always has one to append to.
+    if let Err(e) = File::create(&path).and_then(|_| sync_dir(dir)) {
+        log::warn!(
+            "spool: cannot start {}: {e}; keeping the drained segments",
+            path.display()
+        );
+        return false;
+    }
+    let old = std::mem::take(&mut state.segments);
+    state.segments.insert(first, Segment { path, len: 0 });
+    state.read_at = Position {
+        segment: first,
+        offset: 0,
+    };
+    state.bytes = 0;
+    state.full = false;
+    for (_, segment) in old {
+        if let Err(e) = fs::remove_file(&segment.path) {
+            log::warn!(
+                "spool: cannot delete drained {}: {e}",
+                segment.path.display()
+            );
+            state.bytes += segment.len;
+        }
+    }
+    metrics.spool_bytes.set(state.bytes as i64);
+    true
 }
 
 /// Answers every append of a failed group with the failure, and remembers it for `/readyz`.

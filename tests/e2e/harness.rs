@@ -303,6 +303,9 @@ impl Drop for TlsTerminator {
 pub struct Bridge {
     pub process: Process,
     pub port: u16,
+    /// What it was started with, to restart it the same way.
+    pub brokers: String,
+    pub extra: Vec<(String, String)>,
 }
 
 impl Bridge {
@@ -324,7 +327,15 @@ impl Bridge {
         }
         let process = Process::spawn(&mut command, dir.join(format!("{name}.log")));
         wait_for_port(port, Duration::from_secs(20));
-        Bridge { process, port }
+        Bridge {
+            process,
+            port,
+            brokers: brokers.to_string(),
+            extra: extra
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
     }
 
     pub fn url(&self) -> String {
@@ -368,6 +379,43 @@ pub fn http_status(port: u16, path: &str) -> u16 {
 }
 
 /// Waits until the bridge's metrics count `n` acked callbacks.
+/// One series' value from the bridge's `/metrics` (`name` or `name{labels}` exactly as
+/// rendered); 0 when absent or the bridge does not answer.
+pub fn metric(port: u16, series: &str) -> f64 {
+    http_get(port, "/metrics")
+        .and_then(|(_, text)| {
+            text.lines().find_map(|line| {
+                let value = line.strip_prefix(series)?.strip_prefix(' ')?;
+                value.trim().parse().ok()
+            })
+        })
+        .unwrap_or(0.0)
+}
+
+/// Polls `series` until `done` says yes (within `within`), or panics naming it.
+pub async fn wait_for_metric(
+    port: u16,
+    series: &str,
+    within: Duration,
+    done: impl Fn(f64) -> bool,
+) {
+    let deadline = Instant::now() + within;
+    loop {
+        let series_owned = series.to_string();
+        let value = tokio::task::spawn_blocking(move || metric(port, &series_owned))
+            .await
+            .unwrap();
+        if done(value) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{series} stuck at {value} after {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 pub async fn wait_for_acks(port: u16, n: u64) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -377,7 +425,10 @@ pub async fn wait_for_acks(port: u16, n: u64) {
         let acked: f64 = body
             .map(|(_, text)| {
                 text.lines()
-                    .filter(|l| l.starts_with("zego_callbacks_total{") && l.contains("code=\"ok\""))
+                    .filter(|l| {
+                        l.starts_with("zego_callbacks_total{")
+                            && (l.contains("code=\"ok\"") || l.contains("code=\"spooled\""))
+                    })
                     .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
                     .sum()
             })
@@ -419,6 +470,9 @@ pub struct Attempt {
     pub event: String,
     /// The `zego-callback-id` the callback's record carries (simulate computes it).
     pub callback_id: String,
+    /// The answer's error code, if any, and whether a 200 said `spooled`.
+    pub error: Option<String>,
+    pub spooled: bool,
     pub status: u16,
     pub sent_ms: i64,
     pub answered_ms: i64,
@@ -467,6 +521,8 @@ pub async fn simulate(dir: &Path, name: &str, url: &str, args: &[&str]) -> (bool
                 call_id: v["call_id"].as_str().unwrap().into(),
                 event: v["event"].as_str().unwrap().into(),
                 callback_id: v["callback_id"].as_str().unwrap_or_default().into(),
+                error: v["answer"]["error"].as_str().map(String::from),
+                spooled: v["answer"]["spooled"] == Value::Bool(true),
                 status: v["status"].as_u64().unwrap() as u16,
                 sent_ms: v["sent_ms"].as_i64().unwrap(),
                 answered_ms: v["answered_ms"].as_i64().unwrap(),

@@ -9,6 +9,7 @@ mod harness;
 mod prometheus;
 mod replicas;
 mod sasl;
+mod spool;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
