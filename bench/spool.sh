@@ -84,7 +84,7 @@ sleep 4
 SPOOLED=$(run_wrk spooled)
 echo "$SPOOLED"
 RECORDS=$(metric zego_spool_records)
-GROUPS=$(metric zego_spool_group_records_count)
+FLUSHES=$(metric zego_spool_group_records_count)
 GROUPED=$(metric zego_spool_group_records_sum)
 FSYNC_SUM=$(metric zego_spool_fsync_duration_seconds_sum)
 FSYNC_COUNT=$(metric zego_spool_fsync_duration_seconds_count)
@@ -96,7 +96,7 @@ kill -CONT "$TANSU_PID"
 wait_metric zego_spool_records '$1 == 0' 600
 DRAIN_MS=$(( $(now_ms) - started ))
 
-python3 - "$NORMAL" "$SPOOLED" "$RECORDS" "$GROUPS" "$GROUPED" "$FSYNC_SUM" "$FSYNC_COUNT" "$SPOOL_BYTES" "$DRAIN_MS" "$C" "$SECONDS_EACH" >>bench/results.md <<'PY'
+python3 - "$NORMAL" "$SPOOLED" "$RECORDS" "$FLUSHES" "$GROUPED" "$FSYNC_SUM" "$FSYNC_COUNT" "$SPOOL_BYTES" "$DRAIN_MS" "$C" "$SECONDS_EACH" >>bench/results.md <<'PY'
 import json, sys
 normal, spooled = json.loads(sys.argv[1]), json.loads(sys.argv[2])
 records, groups, grouped = float(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5])
