@@ -3,6 +3,9 @@
 use clap::Parser;
 use zego_kafka_bridge::cli::{self, Cli, Command};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[actix_web::main]
 async fn main() {
     let cli = Cli::parse();
