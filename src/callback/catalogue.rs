@@ -192,6 +192,30 @@ const RTC_STREAM_HEADERS: &[(&str, &str)] = &[
     ("stream_seq", "zego-stream-seq"),
     ("stream_id", "zego-stream-id"),
 ];
+/// `call_accept` and `call_reject` carry the same fields.
+const ANSWER_RULES: &[FieldRule] = &[
+    required("call_id", Text),
+    required("user_id", Text),
+    optional("extend_data", Text),
+];
+/// `room_enter` and `room_exit` (In-app Chat) carry the same fields.
+const ROOM_MEMBER_RULES: &[FieldRule] = &[
+    required("room_id", Text),
+    optional("operator_account", Text),
+];
+/// `send_msg` and `bot_msg` carry the same fields. A server-side batch send carries an empty
+/// conv_id (the recipients are in user_list): such a record is keyed by its sender.
+const MESSAGE_RULES: &[FieldRule] = &[
+    required("from_user_id", Text),
+    required("conv_type", Integer),
+    required("conv_id", Text),
+    optional("msg_id", TextOrInteger),
+    optional("msg_type", Integer),
+    optional("msg_body", Text),
+    optional("msg_time", Integer),
+];
+const MESSAGE_KEY: &[&str] = &["conv_id", "from_user_id"];
+const MESSAGE_HEADERS: &[(&str, &str)] = &[("msg_id", "zego-msg-id")];
 /// Express stream callbacks say `room_id` and `channel_id` mean the same; older ones send
 /// only `channel_id`.
 const RTC_KEY: &[&str] = &["room_id", "channel_id"];
@@ -251,11 +275,7 @@ static SPECS: &[EventSpec] = &[
         Family::Call,
         "call_accept",
         "call_accept: invitee accepted",
-        &[
-            required("call_id", Text),
-            required("user_id", Text),
-            optional("extend_data", Text),
-        ],
+        ANSWER_RULES,
         &["call_id"],
         NO_HEADERS,
     ),
@@ -263,11 +283,7 @@ static SPECS: &[EventSpec] = &[
         Family::Call,
         "call_reject",
         "call_reject: invitee rejected",
-        &[
-            required("call_id", Text),
-            required("user_id", Text),
-            optional("extend_data", Text),
-        ],
+        ANSWER_RULES,
         &["call_id"],
         NO_HEADERS,
     ),
@@ -294,39 +310,22 @@ static SPECS: &[EventSpec] = &[
         &["user_id"],
         &[("session_id", "zego-session-id")],
     ),
-    // ZIM messages. A server-side batch send carries an empty conv_id (the recipients are in
-    // user_list): such a record is keyed by its sender.
+    // ZIM messages.
     spec(
         Family::Message,
         "send_msg",
         "send_msg: a message was sent",
-        &[
-            required("from_user_id", Text),
-            required("conv_type", Integer),
-            required("conv_id", Text),
-            optional("msg_id", TextOrInteger),
-            optional("msg_type", Integer),
-            optional("msg_body", Text),
-            optional("msg_time", Integer),
-        ],
-        &["conv_id", "from_user_id"],
-        &[("msg_id", "zego-msg-id")],
+        MESSAGE_RULES,
+        MESSAGE_KEY,
+        MESSAGE_HEADERS,
     ),
     spec(
         Family::Message,
         "bot_msg",
         "bot_msg: a message to a bot account",
-        &[
-            required("from_user_id", Text),
-            required("conv_type", Integer),
-            required("conv_id", Text),
-            optional("msg_id", TextOrInteger),
-            optional("msg_type", Integer),
-            optional("msg_body", Text),
-            optional("msg_time", Integer),
-        ],
-        &["conv_id", "from_user_id"],
-        &[("msg_id", "zego-msg-id")],
+        MESSAGE_RULES,
+        MESSAGE_KEY,
+        MESSAGE_HEADERS,
     ),
     // ZIM groups.
     spec(
@@ -399,10 +398,7 @@ static SPECS: &[EventSpec] = &[
         Family::Room,
         "room_enter",
         "room_enter: a user entered an In-app Chat room",
-        &[
-            required("room_id", Text),
-            optional("operator_account", Text),
-        ],
+        ROOM_MEMBER_RULES,
         &["room_id"],
         NO_HEADERS,
     ),
@@ -410,10 +406,7 @@ static SPECS: &[EventSpec] = &[
         Family::Room,
         "room_exit",
         "room_exit: a user left an In-app Chat room",
-        &[
-            required("room_id", Text),
-            optional("operator_account", Text),
-        ],
+        ROOM_MEMBER_RULES,
         &["room_id"],
         NO_HEADERS,
     ),

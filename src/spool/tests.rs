@@ -45,6 +45,25 @@ fn open(dir: &Path, max_bytes: u64) -> (Log, Arc<Metrics>) {
     (Log::open(dir, max_bytes, metrics.clone()).unwrap(), metrics)
 }
 
+/// A spool of five records, closed: its directory and its one segment file.
+async fn five_records_closed(name: &str) -> (PathBuf, PathBuf) {
+    let dir = temp_dir(name);
+    let (log, _) = open(&dir, 1 << 30);
+    append_all(&log, 5, 100).await;
+    drop(log);
+    let segment = the_segment(&dir);
+    (dir, segment)
+}
+
+/// The spool's one segment file.
+fn the_segment(dir: &Path) -> PathBuf {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "seg"))
+        .unwrap()
+}
+
 fn keys(log: &Log) -> Vec<String> {
     log.read_batch(10_000, 64 << 20)
         .into_iter()
@@ -152,15 +171,7 @@ async fn a_rewind_reads_the_unacknowledged_records_again() {
 
 #[tokio::test]
 async fn a_torn_tail_is_cut_counted_and_the_records_before_it_kept() {
-    let dir = temp_dir("torn");
-    let (log, _) = open(&dir, 1 << 30);
-    append_all(&log, 5, 100).await;
-    drop(log);
-    let segment = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.extension().is_some_and(|x| x == "seg"))
-        .unwrap();
+    let (dir, segment) = five_records_closed("torn").await;
     let len = std::fs::metadata(&segment).unwrap().len();
     // The last write cut short, as a crash mid-write leaves it.
     std::fs::OpenOptions::new()
@@ -196,15 +207,7 @@ async fn a_torn_tail_is_cut_counted_and_the_records_before_it_kept() {
 
 #[tokio::test]
 async fn damage_in_the_middle_is_reported_and_the_records_after_it_kept() {
-    let dir = temp_dir("damage");
-    let (log, _) = open(&dir, 1 << 30);
-    append_all(&log, 5, 100).await;
-    drop(log);
-    let segment = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.extension().is_some_and(|x| x == "seg"))
-        .unwrap();
+    let (dir, segment) = five_records_closed("damage").await;
     let mut bytes = std::fs::read(&segment).unwrap();
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0xff;

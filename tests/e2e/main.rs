@@ -71,17 +71,29 @@ pub fn spawn_paced_load(
     dir: &std::path::Path,
     url: String,
 ) -> tokio::task::JoinHandle<(bool, Vec<Attempt>)> {
+    spawn_family_load(dir, url, "300", "16", "100")
+}
+
+/// `calls` calls × 5 events, `concurrency` calls at a time, `pause_ms` between a call's
+/// events, on ZEGOCLOUD's real retry schedule, in the background.
+pub fn spawn_family_load(
+    dir: &std::path::Path,
+    url: String,
+    calls: &'static str,
+    concurrency: &'static str,
+    pause_ms: &'static str,
+) -> tokio::task::JoinHandle<(bool, Vec<Attempt>)> {
     let dir = dir.to_path_buf();
     tokio::spawn(async move {
         let args = [
             "--event",
             "family",
             "--count",
-            "300",
+            calls,
             "--concurrency",
-            "16",
+            concurrency,
             "--pause-ms",
-            "100",
+            pause_ms,
         ];
         simulate(&dir, "load", &url, &args).await
     })

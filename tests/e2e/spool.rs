@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::harness::*;
-use crate::{assert_nothing_lost, stack};
+use crate::{assert_nothing_lost, spawn_family_load, stack};
 
 /// Longer than ZEGOCLOUD's retry schedule (2+4+8+16+32 s): without the spool, every callback
 /// of the outage's first half would be lost.
@@ -20,20 +20,7 @@ const OUTAGE: Duration = Duration::from_secs(90);
 /// time, 300 ms between a call's events (about 10 callbacks a second for about 150 s), on the
 /// real 2/4/8/16/32 s retry schedule.
 fn spawn_steady_load(dir: &Path, url: String) -> tokio::task::JoinHandle<(bool, Vec<Attempt>)> {
-    let dir = dir.to_path_buf();
-    tokio::spawn(async move {
-        let args = [
-            "--event",
-            "family",
-            "--count",
-            "400",
-            "--concurrency",
-            "4",
-            "--pause-ms",
-            "300",
-        ];
-        simulate(&dir, "load", &url, &args).await
-    })
+    spawn_family_load(dir, url, "400", "4", "300")
 }
 
 /// Each call's events, first occurrence of each callback id, by offset: must be the family order.
@@ -220,6 +207,18 @@ fn restart(dir: &Path, name: &str, port: u16, old: &Bridge, spool: &Path) -> Bri
     Bridge::start(dir, name, port, &brokers, &env)
 }
 
+/// Cuts the broker off and waits until the bridge has seen it gone.
+async fn cut_broker(forwarder: &Forwarder, port: u16) {
+    forwarder.cut();
+    wait_for_metric(
+        port,
+        "zego_broker_reachable",
+        Duration::from_secs(30),
+        |v| v == 0.0,
+    )
+    .await;
+}
+
 /// A small tmpfs mounted for one test, unmounted when dropped.
 struct Tmpfs(PathBuf);
 
@@ -254,14 +253,7 @@ async fn a_full_disk_answers_503_keeps_serving_and_recovers() {
     let spool_text = spool.to_string_lossy().into_owned();
     let (dir, _tansu, forwarder, bridge) =
         stack("spool disk full", &[("SPOOL_DIR", spool_text.as_str())]).await;
-    forwarder.cut();
-    wait_for_metric(
-        bridge.port,
-        "zego_broker_reachable",
-        Duration::from_secs(30),
-        |v| v == 0.0,
-    )
-    .await;
+    cut_broker(&forwarder, bridge.port).await;
     let (_, attempts) = simulate(
         &dir,
         "fill",
@@ -315,14 +307,7 @@ async fn a_full_disk_answers_503_keeps_serving_and_recovers() {
     .await;
     let records = read_topic(&format!("127.0.0.1:{}", forwarder.port), TOPIC);
     let duplicates = assert_nothing_lost(&attempts, &records, None, spooled);
-    forwarder.cut();
-    wait_for_metric(
-        bridge.port,
-        "zego_broker_reachable",
-        Duration::from_secs(30),
-        |v| v == 0.0,
-    )
-    .await;
+    cut_broker(&forwarder, bridge.port).await;
     let (_, again) = simulate(
         &dir,
         "after",
