@@ -310,7 +310,7 @@ fn topic_overrides(vars: &[(String, String)]) -> Result<TopicOverrides, ConfigEr
             continue;
         };
         let suffix = suffix.to_lowercase();
-        let is_event = EventKind::all().any(|k| !k.spec().any_name && k.name() == suffix);
+        let is_event = EventKind::named(&suffix).is_some();
         let family = Family::from_name(&suffix);
         if !is_event && family.is_none() {
             let events: BTreeSet<&str> = EventKind::all()

@@ -49,7 +49,7 @@ pub fn resign(body: &mut Value) {
 /// it knows the name (In-app Chat's, for a name two products share), else a `call_accept`
 /// renamed.
 pub fn event_body(event: &str, call_id: &str) -> Value {
-    let known = EventKind::all().find(|k| !k.spec().any_name && k.name() == event);
+    let known = EventKind::named(event);
     let mut body = sample::callback(
         known.unwrap_or(call::accept()),
         "1",

@@ -595,9 +595,11 @@ impl EventKind {
         })
     }
 
-    /// A call-family event by name (the first release's events).
-    pub fn from_name(name: &str) -> Option<EventKind> {
-        EventKind::lookup(Product::Zim, name).filter(|k| k.family() == Family::Call)
+    /// The catalogued event called `name`, whatever its product (In-app Chat's where two share
+    /// a name); never the open-ended AI Agent spec. For settings and tools, which name events
+    /// without a product.
+    pub fn named(name: &str) -> Option<EventKind> {
+        EventKind::all().find(|k| !k.spec().any_name && k.name() == name)
     }
 
     /// Where its JSON Schema lives, relative to the repository: `schemas/<family>/<name>.schema.json`.
@@ -612,13 +614,10 @@ impl EventKind {
 
 /// The call family's events by name, for code that names one.
 pub mod call {
-    use super::{EventKind, Family};
+    use super::EventKind;
 
     fn named(name: &str) -> EventKind {
-        Family::Call
-            .events()
-            .find(|k| k.name() == name)
-            .unwrap_or_else(|| unreachable!("{name} is in the catalogue"))
+        EventKind::named(name).unwrap_or_else(|| unreachable!("{name} is in the catalogue"))
     }
     pub fn create() -> EventKind {
         named("call_create")
@@ -684,6 +683,7 @@ mod tests {
             Some(Family::AiAgent)
         );
         assert_eq!(call::accept().name(), "call_accept");
-        assert_eq!(EventKind::from_name("user_action"), None);
+        assert_eq!(EventKind::named("room_create"), Some(zim));
+        assert_eq!(EventKind::named("ai_agent_event"), None);
     }
 }

@@ -204,9 +204,9 @@ mod tests {
     #[test]
     fn names_round_trip() {
         for kind in crate::callback::catalogue::Family::Call.events() {
-            assert_eq!(EventKind::from_name(kind.name()), Some(kind));
+            assert_eq!(EventKind::named(kind.name()), Some(kind));
         }
-        assert_eq!(EventKind::from_name("call_dance"), None);
+        assert_eq!(EventKind::named("call_dance"), None);
     }
 
     /// Fixed vector, computed independently:

@@ -260,7 +260,7 @@ fn planned_events(args: &SimulateArgs) -> Result<Vec<Planned>, String> {
     Ok(match event.unwrap_or("call_accept") {
         "family" => Family::Call.events().map(Planned::of).collect(),
         name => {
-            let kind = EventKind::all().find(|k| !k.spec().any_name && k.name() == name);
+            let kind = EventKind::named(name);
             vec![Planned {
                 kind,
                 name: name.to_string(),
