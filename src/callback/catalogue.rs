@@ -85,6 +85,14 @@ impl Product {
         }
     }
 
+    /// This product's callback path (or URL) under In-app Chat's `base`.
+    pub fn path_under(self, base: &str) -> String {
+        match self.path_suffix() {
+            "" => base.to_string(),
+            suffix => format!("{}{suffix}", base.trim_end_matches('/')),
+        }
+    }
+
     pub fn envelope(self) -> &'static Envelope {
         match self {
             Product::Zim | Product::Rtc => &SNAKE_CASE,

@@ -327,7 +327,8 @@ async fn send_with_retries(run: &Run, call_id: &str, planned: &Planned) -> Ended
     let args = &run.args;
     let event = planned.name.as_str();
     let product = planned.kind.map_or(Product::Zim, |k| k.family().product());
-    let url = url_for(&run.url, product);
+    // `--url` is In-app Chat's: the other products' paths are under it.
+    let url = product.path_under(&run.url);
     let retries = if args.no_retry {
         0
     } else {
@@ -429,14 +430,6 @@ fn hint(run: &Run, attempt: &Attempt) {
             attempt.status,
             attempt.answer["error"].as_str().unwrap_or("refused")
         );
-    }
-}
-
-/// The product's callback URL: `--url` (In-app Chat's) with the product's suffix.
-fn url_for(base: &str, product: Product) -> String {
-    match product.path_suffix() {
-        "" => base.to_string(),
-        suffix => format!("{}{suffix}", base.trim_end_matches('/')),
     }
 }
 

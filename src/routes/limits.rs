@@ -44,21 +44,20 @@ impl HttpLimits {
     /// Each product's callback path: `CALLBACK_PATH` for In-app Chat, `CALLBACK_PATH/rtc`,
     /// `/recording` and `/ai-agent` for the others.
     pub fn product_paths(&self) -> impl Iterator<Item = (Product, String)> + '_ {
-        let base = self.callback_path.trim_end_matches('/');
-        Product::ALL.into_iter().map(move |product| {
-            let path = match product.path_suffix() {
-                "" => self.callback_path.clone(),
-                suffix => format!("{base}{suffix}"),
-            };
-            (product, path)
-        })
+        Product::ALL
+            .into_iter()
+            .map(|product| (product, product.path_under(&self.callback_path)))
     }
 
-    /// The product whose callback path `path` is.
+    /// The product whose callback path `path` is (without building the paths).
     pub fn product_at(&self, path: &str) -> Option<Product> {
-        self.product_paths()
-            .find(|(_, p)| p == path)
-            .map(|(product, _)| product)
+        if path == self.callback_path {
+            return Some(Product::Zim);
+        }
+        let suffix = path.strip_prefix(self.callback_path.trim_end_matches('/'))?;
+        Product::ALL
+            .into_iter()
+            .find(|product| !suffix.is_empty() && product.path_suffix() == suffix)
     }
 }
 

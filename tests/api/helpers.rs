@@ -157,7 +157,7 @@ impl TestApp {
 
     /// POSTs JSON to a product's callback path (`CALLBACK_PATH` plus its suffix).
     pub async fn post_json_to(&self, product: Product, body: &Value) -> Answer {
-        let url = format!("{}{}", self.callback_url, product.path_suffix());
+        let url = product.path_under(&self.callback_url);
         let mut response = self
             .client
             .post(url)
