@@ -224,12 +224,16 @@ fn timestamp(fields: &Map<String, Value>, name: &str) -> Result<(String, i64), R
         }
         Some(_) => return Err(invalid()),
     };
-    let seconds = if value.unsigned_abs() >= MILLISECONDS_FROM as u64 {
-        value / 1000
+    Ok((text, unix_seconds(value)))
+}
+
+/// A callback timestamp as Unix seconds, whichever unit it was sent in (`MILLISECONDS_FROM`).
+pub fn unix_seconds(timestamp: i64) -> i64 {
+    if timestamp.unsigned_abs() >= MILLISECONDS_FROM as u64 {
+        timestamp / 1000
     } else {
-        value
-    };
-    Ok((text, seconds))
+        timestamp
+    }
 }
 
 /// An optional minus sign, then one or more ASCII digits, and nothing else.
