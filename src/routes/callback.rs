@@ -58,6 +58,8 @@ pub async fn receive(
 ) -> HttpResponse<HeldPayload> {
     let (event, result) = handle(&request, &mut payload, &state, product).await;
     let (response, code) = match &result {
+        Ok(Delivered::Fresh(ack)) => (acked(ack, false), "ok"),
+        Ok(Delivered::Duplicate(ack)) => (acked(ack, true), "duplicate"),
         Ok(Delivered::Spooled(stamp)) => {
             let response = HttpResponse::Ok().json(Spooled {
                 ok: true,
@@ -65,21 +67,6 @@ pub async fn receive(
                 spool_seq: stamp.seq,
             });
             (response, "spooled")
-        }
-        Ok(delivered) => {
-            let (ack, duplicate, code) = match delivered {
-                Delivered::Fresh(ack) => (ack, false, "ok"),
-                Delivered::Duplicate(ack) => (ack, true, "duplicate"),
-                Delivered::Spooled(_) => unreachable!("answered above"),
-            };
-            let response = HttpResponse::Ok().json(Accepted {
-                ok: true,
-                topic: &ack.topic,
-                partition: ack.partition,
-                offset: ack.offset,
-                duplicate,
-            });
-            (response, code)
         }
         Err(error) => (error.error_response(), error.code()),
     };
@@ -91,6 +78,17 @@ pub async fn receive(
     // An answer sent before the body was read to its end closes the connection (see
     // `held_payload`); one after it keeps the connection alive as usual.
     response.map_body(|_, body| HeldPayload::new(body, payload))
+}
+
+/// The 200 for an ack, fresh or remembered.
+fn acked(ack: &Ack, duplicate: bool) -> HttpResponse {
+    HttpResponse::Ok().json(Accepted {
+        ok: true,
+        topic: &ack.topic,
+        partition: ack.partition,
+        offset: ack.offset,
+        duplicate,
+    })
 }
 
 /// Runs the checks, then delivers; returns the event label for metrics with the outcome.
