@@ -54,9 +54,8 @@ pub fn encode(record: &Record, stamp: SpoolStamp) -> Vec<u8> {
 /// The record a payload holds, stamped; `None` if the payload is not one (an intact frame with a
 /// payload this version cannot read: reported by the caller, never published half-read).
 pub fn decode(payload: &[u8]) -> Option<Record> {
-    let meta_len = u32::from_le_bytes(payload.get(..4)?.try_into().ok()?) as usize;
-    let meta: Meta = serde_json::from_slice(payload.get(4..4 + meta_len)?).ok()?;
-    let value = Bytes::copy_from_slice(payload.get(4 + meta_len..)?);
+    let (meta, value) = split(payload)?;
+    let value = Bytes::copy_from_slice(value);
     // Family names are the catalogue's: map back to its static names.
     let family = meta
         .family
@@ -84,8 +83,18 @@ pub fn decode(payload: &[u8]) -> Option<Record> {
 }
 
 /// The sequence number of a payload without decoding the rest.
+///
+/// Start-up recovery calls it on every frame: the metadata is read (so a payload `decode`
+/// would refuse is refused here too), the value is not copied.
 pub fn seq_of(payload: &[u8]) -> Option<u64> {
-    decode(payload).and_then(|r| r.spooled).map(|s| s.seq)
+    split(payload).map(|(meta, _)| meta.seq)
+}
+
+/// A payload's metadata, read, and its value bytes.
+fn split(payload: &[u8]) -> Option<(Meta<'_>, &[u8])> {
+    let meta_len = u32::from_le_bytes(payload.get(..4)?.try_into().ok()?) as usize;
+    let meta = serde_json::from_slice(payload.get(4..4 + meta_len)?).ok()?;
+    Some((meta, payload.get(4 + meta_len..)?))
 }
 
 #[cfg(test)]
