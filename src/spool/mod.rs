@@ -152,16 +152,14 @@ impl Spool {
                 }
                 continue;
             }
-            let spool = self.clone();
-            let oldest = tokio::task::spawn_blocking(move || spool.log.oldest_spooled_at())
-                .await
-                .ok()
-                .flatten();
-            if let Some(at) = oldest {
-                let age = (unix_ms() - at).max(0) / 1000;
-                self.metrics.spool_oldest_age_seconds.set(age);
-            }
             if !reachable() {
+                // Nothing is read while waiting: peek at the oldest record for its age.
+                let spool = self.clone();
+                let oldest = tokio::task::spawn_blocking(move || spool.log.oldest_spooled_at())
+                    .await
+                    .ok()
+                    .flatten();
+                self.show_oldest(oldest);
                 tokio::time::sleep(DRAIN_BACKOFF).await;
                 continue;
             }
@@ -196,6 +194,13 @@ impl Spool {
             return 0;
         };
         let (start, batch) = batch;
+        // A batch starts at the oldest record not yet acknowledged.
+        self.show_oldest(
+            batch
+                .first()
+                .and_then(|d| d.record.spooled)
+                .map(|s| s.at_ms),
+        );
         if batch.is_empty() {
             return 0;
         }
@@ -237,6 +242,14 @@ impl Spool {
             acked
         } else {
             0
+        }
+    }
+
+    /// `zego_spool_oldest_age_seconds` from when the oldest waiting record was spooled.
+    fn show_oldest(&self, spooled_at_ms: Option<i64>) {
+        if let Some(at) = spooled_at_ms {
+            let age = (unix_ms() - at).max(0) / 1000;
+            self.metrics.spool_oldest_age_seconds.set(age);
         }
     }
 
