@@ -75,13 +75,8 @@ pub fn sample_of(kind: EventKind, key: &str) -> Value {
 /// keys (serde_json's `Map` is sorted), SHA-1, lower-case hex.
 pub fn expected_callback_id(callback: &Value) -> String {
     let mut object: Map<String, Value> = callback.as_object().cloned().unwrap_or_default();
-    // AI Agent names them in PascalCase.
-    let per_attempt = if object.contains_key("Timestamp") {
-        ["Nonce", "Timestamp", "Signature"]
-    } else {
-        ["nonce", "timestamp", "signature"]
-    };
-    for field in per_attempt {
+    let names = sample::envelope_of(callback);
+    for field in [names.nonce, names.timestamp, names.signature] {
         object.remove(field);
     }
     let text = serde_json::to_string(&Value::Object(object)).unwrap_or_default();

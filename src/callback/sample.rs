@@ -5,7 +5,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::catalogue::{EventKind, Family, Product};
+use super::catalogue::{Envelope, EventKind, Family, Product};
 use super::signature;
 
 /// The seed callback's call id.
@@ -137,14 +137,20 @@ pub fn callback(
     body
 }
 
-/// (Re)computes the signature from the body's own timestamp and nonce, as sent (text or
-/// number), under the names its product uses (`Timestamp` and `Nonce` for AI Agent).
-pub fn sign(body: &mut Value, secret: &str) {
-    let names = if body.get("Timestamp").is_some() {
+/// The envelope names a callback body uses: AI Agent's PascalCase when it has `Timestamp`,
+/// else the snake_case every other product shares.
+pub fn envelope_of(body: &Value) -> &'static Envelope {
+    if body.get("Timestamp").is_some() {
         Product::AiAgent.envelope()
     } else {
         Product::Zim.envelope()
-    };
+    }
+}
+
+/// (Re)computes the signature from the body's own timestamp and nonce, as sent (text or
+/// number), under the names its product uses (`Timestamp` and `Nonce` for AI Agent).
+pub fn sign(body: &mut Value, secret: &str) {
+    let names = envelope_of(body);
     let text = |v: &Value| {
         v.as_str()
             .map(String::from)
