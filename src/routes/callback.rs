@@ -163,7 +163,9 @@ async fn deliver(record: &Record, state: &AppState) -> Result<Delivered, ApiErro
     }
     let outcome = publish(record, state).await;
     guard.finish(outcome.clone());
-    Ok(Delivered::Fresh(outcome?))
+    Ok(Delivered::Fresh(
+        outcome.inspect_err(|e| answered_non_200(record, e))?,
+    ))
 }
 
 /// The spool's rule (README, "Durable spool"): spool at once while the spool holds anything or
@@ -184,7 +186,11 @@ async fn publish_or_spool(
                     "Kafka did not take callback {} in time ({why}): spooling it",
                     record.callback_id
                 ),
-                other => return Ok(Delivered::Fresh(other?)),
+                other => {
+                    return Ok(Delivered::Fresh(
+                        other.inspect_err(|e| answered_non_200(record, e))?,
+                    ))
+                }
             }
         }
     }
@@ -198,7 +204,8 @@ async fn publish_or_spool(
     Ok(Delivered::Spooled(stamp))
 }
 
-/// One publish, timed and logged.
+/// One publish, timed; an ack logged (a failure is logged by the caller, which decides the
+/// answer).
 async fn publish(record: &Record, state: &AppState) -> Result<Ack, PublishError> {
     let started = Instant::now();
     let outcome = state.publisher.publish(record).await;
@@ -207,25 +214,26 @@ async fn publish(record: &Record, state: &AppState) -> Result<Ack, PublishError>
         .publish_seconds
         .with_label_values(&[if outcome.is_ok() { "acked" } else { "failed" }])
         .observe(started.elapsed().as_secs_f64());
-    match &outcome {
-        Ok(ack) => log::debug!(
+    if let Ok(ack) = &outcome {
+        log::debug!(
             "acked {} key={} at {}/{}/{}",
             record.event,
             record.key.as_deref().unwrap_or("-"),
             ack.topic,
             ack.partition,
             ack.offset
-        ),
-        // A spool takes what Kafka could not: it says so itself.
-        Err(PublishError::Unavailable(_)) if state.spool.is_some() => {}
-        Err(e) => log::warn!(
-            "publish failed, answering non-200 so ZEGOCLOUD retries: {} key={} callback_id={}: {e}",
-            record.event,
-            record.key.as_deref().unwrap_or("-"),
-            record.callback_id
-        ),
+        );
     }
     outcome
+}
+
+fn answered_non_200(record: &Record, error: &PublishError) {
+    log::warn!(
+        "publish failed, answering non-200 so ZEGOCLOUD retries: {} key={} callback_id={}: {error}",
+        record.event,
+        record.key.as_deref().unwrap_or("-"),
+        record.callback_id
+    );
 }
 
 /// The one `Content-Type`, with no `Content-Encoding` the bridge would have to undo.
