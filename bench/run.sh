@@ -27,18 +27,11 @@ rm -f "$OUT"/*.log "$OUT"/*.jsonl
 
 if ! command -v wrk >/dev/null; then apt-get update -qq && apt-get install -y -qq wrk; fi
 if ! command -v oha >/dev/null; then cargo install oha --version 1.16.0 --locked; fi
-TANSU=${TANSU:-$(command -v tansu || echo "$HOME/.cargo/bin/tansu")}
-if [ ! -x "$TANSU" ]; then
-  echo "installing tansu (about 10 minutes, once per machine)"
-  cargo install tansu --version 0.6.0 --locked --features dynostore,libsql
-fi
+. bench/lib.sh
 cargo build --release --locked --bin zego-kafka-bridge --example producer_ceiling
 BRIDGE=target/release/zego-kafka-bridge
 CEILING=target/release/examples/producer_ceiling
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 1 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; return 1; }
-now_ms() { date +%s%3N; }
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 hwm_kb() { awk '/^VmHWM/ {print $2}' "/proc/$1/status"; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
@@ -47,14 +40,10 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
 
-KAFKA_PORT=$(free_port)
 BRIDGE_PORT=$(free_port)
 TOPIC=zego-callbacks
-"$TANSU" broker --listener-url "tcp://127.0.0.1:$KAFKA_PORT" --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
-  --storage-engine memory://tansu/ >"$OUT/tansu.log" 2>&1 &
-pids+=($!)
-wait_port "$KAFKA_PORT"
-"$TANSU" topic create --broker "tcp://127.0.0.1:$KAFKA_PORT" --partitions 3 "$TOPIC" >>"$OUT/tansu.log" 2>&1
+start_tansu "$OUT/tansu.log" "$TOPIC"
+pids+=("$TANSU_PID")
 
 SECRET=bench-secret
 started=$(now_ms)
@@ -71,9 +60,7 @@ sleep 2
 IDLE_RSS_KB=$(rss_kb "$BRIDGE_PID")
 
 # One signature for this run: it covers only secret, timestamp and nonce (see the Lua script).
-export BENCH_TIMESTAMP=$(date +%s) BENCH_NONCE=424242
-export BENCH_SIGNATURE=$(python3 -c "import hashlib,sys; print(hashlib.sha1(''.join(sorted(sys.argv[1:])).encode()).hexdigest())" \
-  "$SECRET" "$BENCH_TIMESTAMP" "$BENCH_NONCE")
+sign_bench_callbacks "$SECRET"
 TICKS=$(getconf CLK_TCK)
 
 for c in $CONCURRENCY; do

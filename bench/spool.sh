@@ -17,16 +17,10 @@ OUT=bench/out
 mkdir -p "$OUT"
 
 if ! command -v wrk >/dev/null; then apt-get update -qq && apt-get install -y -qq wrk; fi
-TANSU=${TANSU:-$(command -v tansu || echo "$HOME/.cargo/bin/tansu")}
-if [ ! -x "$TANSU" ]; then
-  cargo install tansu --version 0.6.0 --locked --features dynostore,libsql
-fi
+. bench/lib.sh
 cargo build --release --locked --bin zego-kafka-bridge
 BRIDGE=target/release/zego-kafka-bridge
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 1 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; return 1; }
-now_ms() { date +%s%3N; }
 metric() { curl -fs "http://127.0.0.1:$BRIDGE_PORT/metrics" | awk -v s="$1" '$1 == s {print $2}'; }
 wait_metric() { # name, awk condition on $1, timeout s
   local deadline=$(( $(date +%s) + $3 ))
@@ -45,15 +39,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-KAFKA_PORT=$(free_port)
 BRIDGE_PORT=$(free_port)
 TOPIC=zego-callbacks
-"$TANSU" broker --listener-url "tcp://127.0.0.1:$KAFKA_PORT" --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
-  --storage-engine memory://tansu/ >"$OUT/spool-tansu.log" 2>&1 &
-TANSU_PID=$!
+start_tansu "$OUT/spool-tansu.log" "$TOPIC"
 pids+=("$TANSU_PID")
-wait_port "$KAFKA_PORT"
-"$TANSU" topic create --broker "tcp://127.0.0.1:$KAFKA_PORT" --partitions 3 "$TOPIC" >>"$OUT/spool-tansu.log" 2>&1
 
 SPOOL=$OUT/spool-dir
 rm -rf "$SPOOL"
@@ -64,9 +53,7 @@ pids+=($!)
 wait_port "$BRIDGE_PORT"
 wait_metric zego_broker_reachable '$1 == 1' 30
 
-export BENCH_TIMESTAMP=$(date +%s) BENCH_NONCE=424242
-export BENCH_SIGNATURE=$(python3 -c "import hashlib,sys; print(hashlib.sha1(''.join(sorted(sys.argv[1:])).encode()).hexdigest())" \
-  "$SECRET" "$BENCH_TIMESTAMP" "$BENCH_NONCE")
+sign_bench_callbacks "$SECRET"
 run_wrk() { # name
   BENCH_PREFIX="$1" wrk -t2 -c"$C" -d"${SECONDS_EACH}s" -s bench/wrk_callbacks.lua \
     "http://127.0.0.1:$BRIDGE_PORT/zego/callback" | tee "$OUT/spool-$1.log" | grep '^BENCH' | sed 's/^BENCH //'
