@@ -176,30 +176,8 @@ impl Settings {
         I: IntoIterator<Item = (String, String)>,
     {
         let vars: Vec<(String, String)> = vars.into_iter().collect();
-        let raw: RawSettings = envy::from_iter(vars.iter().cloned()).map_err(|e| match e {
-            envy::Error::MissingValue(field) => {
-                ConfigError(format!("{} is required", field.to_uppercase()))
-            }
-            envy::Error::Custom(msg) => ConfigError(msg),
-        })?;
-
-        let brokers = required("KAFKA_BROKERS", raw.kafka_brokers)?;
-        validate_topic(&raw.kafka_topic).map_err(named("KAFKA_TOPIC"))?;
-        let delivery_ms = within(
-            "KAFKA_DELIVERY_TIMEOUT_MS",
-            raw.kafka_delivery_timeout_ms,
-            MAX_DELIVERY_TIMEOUT_MS,
-        )?;
-        let (event_topics, family_topics) = topic_overrides(&vars)?;
-        let mut kafka = KafkaSettings {
-            queue_max_bytes: DEFAULT_MAX_BUFFERED_BYTES,
-            brokers,
-            topic: raw.kafka_topic,
-            event_topics,
-            family_topics,
-            delivery_timeout: Duration::from_millis(delivery_ms),
-            options: kafka_options(&vars)?,
-        };
+        let raw = raw_settings(&vars)?;
+        let mut kafka = kafka_settings(&raw, &vars)?;
 
         let secrets = raw
             .zego_callback_secret
@@ -331,6 +309,49 @@ fn topic_overrides(vars: &[(String, String)]) -> Result<TopicOverrides, ConfigEr
         };
     }
     Ok((by_event, by_family))
+}
+
+/// The variables as envy reads them.
+fn raw_settings(vars: &[(String, String)]) -> Result<RawSettings, ConfigError> {
+    envy::from_iter(vars.iter().cloned()).map_err(|e| match e {
+        envy::Error::MissingValue(field) => {
+            ConfigError(format!("{} is required", field.to_uppercase()))
+        }
+        envy::Error::Custom(msg) => ConfigError(msg),
+    })
+}
+
+/// The Kafka part alone: what the tools that talk to Kafka (`spool drain`) need, read and
+/// checked exactly as the bridge reads it.
+pub fn kafka_from_vars<I>(vars: I) -> Result<KafkaSettings, ConfigError>
+where
+    I: IntoIterator<Item = (String, String)>,
+{
+    let vars: Vec<(String, String)> = vars.into_iter().collect();
+    kafka_settings(&raw_settings(&vars)?, &vars)
+}
+
+fn kafka_settings(
+    raw: &RawSettings,
+    vars: &[(String, String)],
+) -> Result<KafkaSettings, ConfigError> {
+    let brokers = required("KAFKA_BROKERS", raw.kafka_brokers.clone())?;
+    validate_topic(&raw.kafka_topic).map_err(named("KAFKA_TOPIC"))?;
+    let delivery_ms = within(
+        "KAFKA_DELIVERY_TIMEOUT_MS",
+        raw.kafka_delivery_timeout_ms,
+        MAX_DELIVERY_TIMEOUT_MS,
+    )?;
+    let (event_topics, family_topics) = topic_overrides(vars)?;
+    Ok(KafkaSettings {
+        queue_max_bytes: DEFAULT_MAX_BUFFERED_BYTES,
+        brokers,
+        topic: raw.kafka_topic.clone(),
+        event_topics,
+        family_topics,
+        delivery_timeout: Duration::from_millis(delivery_ms),
+        options: kafka_options(vars)?,
+    })
 }
 
 /// Topics by event name, and by family.

@@ -9,18 +9,32 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-use crate::publish::{Ack, PublishError};
+use crate::publish::{Ack, PublishError, SpoolStamp};
 
 /// A callback id in binary: half the memory of its hex text.
 type Key = [u8; 20];
 /// What the first publish of an id ended with, shared with repeats that waited for it.
-type Outcome = Option<Result<Ack, PublishError>>;
+type Outcome = Option<Result<Remembered, PublishError>>;
+
+/// Why a callback is known to be safe: acknowledged by Kafka, or committed to the spool (from
+/// where it reaches Kafka). A repeat of either is answered 200 `"duplicate":true`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Remembered {
+    Acked(Ack),
+    Spooled(SpoolStamp),
+}
+
+impl From<Ack> for Remembered {
+    fn from(ack: Ack) -> Self {
+        Remembered::Acked(ack)
+    }
+}
 
 enum Entry {
     /// Being published now; repeats subscribe and wait.
     Pending(watch::Receiver<Outcome>),
-    /// Acked at `at`; answered from here until `at + ttl`.
-    Acked { ack: Ack, at: Instant },
+    /// Acked (or spooled) at `at`; answered from here until `at + ttl`.
+    Acked { ack: Remembered, at: Instant },
 }
 
 #[derive(Default)]
@@ -41,8 +55,8 @@ pub struct DedupCache {
 pub enum Claim {
     /// First of its kind (or dedupe is off): publish, then report through the guard.
     Publish(PendingGuard),
-    /// Acked within the TTL: answer 200 with this ack.
-    Acked(Ack),
+    /// Acked (or spooled) within the TTL: answer 200 with this.
+    Acked(Remembered),
     /// Another request is publishing it: wait for that outcome.
     Wait(watch::Receiver<Outcome>),
 }
@@ -103,7 +117,20 @@ impl DedupCache {
         }
     }
 
-    fn settle(&self, key: Key, outcome: &Result<Ack, PublishError>) {
+    /// Remembers callbacks the spool holds from before a restart, so their retries are
+    /// answered as duplicates instead of being spooled again.
+    pub fn remember_spooled(&self, held: impl IntoIterator<Item = (String, SpoolStamp)>) {
+        if self.ttl.is_none() {
+            return;
+        }
+        for (callback_id, stamp) in held {
+            if let Some(key) = parse_key(&callback_id) {
+                self.settle(key, &Ok(Remembered::Spooled(stamp)));
+            }
+        }
+    }
+
+    fn settle(&self, key: Key, outcome: &Result<Remembered, PublishError>) {
         let mut entries = self.lock();
         match outcome {
             Ok(ack) => {
@@ -157,12 +184,12 @@ impl Entries {
 
 impl PendingGuard {
     /// Records the outcome and wakes every repeat waiting for it.
-    pub fn finish(mut self, outcome: Result<Ack, PublishError>) {
+    pub fn finish(mut self, outcome: Result<Remembered, PublishError>) {
         self.settle(outcome);
     }
 
     /// Settles once: later calls (the drop after `finish`) find nothing left to do.
-    fn settle(&mut self, outcome: Result<Ack, PublishError>) {
+    fn settle(&mut self, outcome: Result<Remembered, PublishError>) {
         if let Some((cache, key)) = self.cache.take() {
             cache.settle(key, &outcome);
         }
@@ -186,7 +213,7 @@ fn abandoned() -> PublishError {
 }
 
 /// Waits for the outcome of the publish a repeat is waiting on.
-pub async fn wait(mut receiver: watch::Receiver<Outcome>) -> Result<Ack, PublishError> {
+pub async fn wait(mut receiver: watch::Receiver<Outcome>) -> Result<Remembered, PublishError> {
     match receiver.wait_for(Option::is_some).await {
         // `wait_for` returned, so the outcome is there.
         Ok(outcome) => outcome.clone().unwrap_or_else(|| Err(abandoned())),

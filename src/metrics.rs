@@ -48,7 +48,6 @@ pub struct Metrics {
     pub spool_damaged: IntCounterVec,
     /// One group commit: the write, then the flush to stable storage, and how many records.
     pub spool_write_seconds: Histogram,
-    pub spool_fsync_seconds: Histogram,
     pub spool_group_records: Histogram,
     /// Groups whose write or flush failed (their callbacks were answered 503).
     pub spool_write_failures: IntCounter,
@@ -102,11 +101,15 @@ impl Metrics {
         let producer_replacements = IntCounterVec::new(
             Opts::new(
                 "zego_producer_replacements_total",
-                "Producers replaced after fencing or a fatal error",
+                "Producers replaced after fencing, a fatal error, or a drain stalled while the broker answers",
             ),
             &["reason"],
         )
         .expect("valid metric");
+        // Every reason present from the start, at 0: `increase()` sees the first replacement.
+        for reason in ["fenced", "fatal", "stalled"] {
+            producer_replacements.with_label_values(&[reason]);
+        }
         let kafka_queue_messages = IntGauge::new(
             "zego_kafka_queue_messages",
             "Messages in librdkafka's queue",
@@ -138,7 +141,10 @@ impl Metrics {
             "zego_spool_records",
             "Records in the spool not yet acknowledged by Kafka",
         );
-        let spool_bytes = gauge("zego_spool_bytes", "Bytes of the spool's segment files");
+        let spool_bytes = gauge(
+            "zego_spool_bytes",
+            "Bytes of the spool's database files (database and write-ahead log)",
+        );
         let spool_limit_bytes = gauge(
             "zego_spool_limit_bytes",
             "SPOOL_MAX_BYTES: spool bytes beyond which callbacks get 503 spool_full",
@@ -155,23 +161,16 @@ impl Metrics {
         let spool_damaged = IntCounterVec::new(
             Opts::new(
                 "zego_spool_damaged_total",
-                "Damage found in the spool's files, by kind",
+                "Spooled records that could not be read back (kept, not forwarded), by kind",
             ),
             &["kind"],
         )
         .expect("valid metric");
         // Every kind present from the start, at 0: an alert on `increase` sees the first one.
-        for kind in ["torn_tail", "skipped", "unreadable"] {
-            spool_damaged.with_label_values(&[kind]);
-        }
+        spool_damaged.with_label_values(&["unreadable"]);
         let spool_write_seconds = histogram(
             "zego_spool_write_duration_seconds",
-            "Writing one group of spooled records",
-            LATENCY_BUCKETS,
-        );
-        let spool_fsync_seconds = histogram(
-            "zego_spool_fsync_duration_seconds",
-            "Flushing one group of spooled records to stable storage",
+            "Committing one group of spooled records (one SQLite transaction, durable when it returns)",
             LATENCY_BUCKETS,
         );
         let spool_group_records = histogram(
@@ -218,7 +217,6 @@ impl Metrics {
             Box::new(spool_drained.clone()),
             Box::new(spool_damaged.clone()),
             Box::new(spool_write_seconds.clone()),
-            Box::new(spool_fsync_seconds.clone()),
             Box::new(spool_group_records.clone()),
             Box::new(spool_write_failures.clone()),
         ];
@@ -248,7 +246,6 @@ impl Metrics {
             spool_drained,
             spool_damaged,
             spool_write_seconds,
-            spool_fsync_seconds,
             spool_group_records,
             spool_write_failures,
         }

@@ -1,11 +1,12 @@
 //! The command line: serve (default), `simulate`, `tail`, `healthcheck`, `sign`, `verify`,
-//! `completions`.
+//! `spool`, `completions`.
 
 pub mod healthcheck;
 pub mod output;
 pub mod serve;
 pub mod signing;
 pub mod simulate;
+pub mod spool;
 pub mod tail;
 
 use clap::{CommandFactory, Parser, Subcommand};
@@ -52,6 +53,8 @@ pub enum Command {
     Sign(signing::SignArgs),
     /// Check a callback body the way the bridge does: which secret signed it, or why it is refused.
     Verify(signing::VerifyArgs),
+    /// An orphaned spool (its replica is gone): `spool inspect --dir DIR`, `spool drain --dir DIR`.
+    Spool(spool::SpoolArgs),
     /// Print a shell completion script: `zego-kafka-bridge completions bash > /etc/bash_completion.d/zego-kafka-bridge`.
     Completions {
         /// bash, zsh, fish, elvish or powershell.

@@ -24,8 +24,8 @@ fn publish(cache: &Arc<DedupCache>, n: u8) -> PendingGuard {
 #[test]
 fn acked_id_is_answered_from_the_cache() {
     let cache = DedupCache::new(Some(Duration::from_secs(60)), 10);
-    publish(&cache, 1).finish(Ok(ack(7)));
-    assert!(matches!(cache.claim(&id(1)), Claim::Acked(a) if a == ack(7)));
+    publish(&cache, 1).finish(Ok(ack(7).into()));
+    assert!(matches!(cache.claim(&id(1)), Claim::Acked(a) if a == ack(7).into()));
     assert!(matches!(cache.claim(&id(2)), Claim::Publish(_)));
 }
 
@@ -46,8 +46,8 @@ async fn repeat_while_pending_waits_for_the_outcome() {
         panic!("expected to wait")
     };
     let waiter = tokio::spawn(wait(receiver));
-    guard.finish(Ok(ack(3)));
-    assert_eq!(waiter.await.unwrap(), Ok(ack(3)));
+    guard.finish(Ok(ack(3).into()));
+    assert_eq!(waiter.await.unwrap(), Ok(ack(3).into()));
 }
 
 #[tokio::test]
@@ -67,7 +67,7 @@ async fn waiter_of_an_abandoned_publish_fails_retriably() {
 #[test]
 fn entries_expire_after_the_ttl() {
     let cache = DedupCache::new(Some(Duration::from_millis(1)), 10);
-    publish(&cache, 1).finish(Ok(ack(1)));
+    publish(&cache, 1).finish(Ok(ack(1).into()));
     std::thread::sleep(Duration::from_millis(5)); // the TTL itself is the thing under test
     assert!(matches!(cache.claim(&id(1)), Claim::Publish(_)));
 }
@@ -76,7 +76,7 @@ fn entries_expire_after_the_ttl() {
 fn oldest_entries_are_evicted_beyond_capacity() {
     let cache = DedupCache::new(Some(Duration::from_secs(60)), 2);
     for n in 1..=3 {
-        publish(&cache, n).finish(Ok(ack(n as i64)));
+        publish(&cache, n).finish(Ok(ack(n as i64).into()));
     }
     assert_eq!(cache.len(), 2);
     assert!(matches!(cache.claim(&id(1)), Claim::Publish(_)));
@@ -86,7 +86,7 @@ fn oldest_entries_are_evicted_beyond_capacity() {
 #[test]
 fn off_means_always_publish() {
     let cache = DedupCache::new(None, 10);
-    publish(&cache, 1).finish(Ok(ack(1)));
+    publish(&cache, 1).finish(Ok(ack(1).into()));
     assert!(matches!(cache.claim(&id(1)), Claim::Publish(_)));
     assert!(cache.is_empty());
 }

@@ -35,6 +35,10 @@ pub enum ReplaceCause {
     Fenced,
     /// librdkafka raised its fatal error: the producer never delivers again.
     Fatal,
+    /// Nothing it sent was acknowledged in time while the broker answered metadata: a broker
+    /// rebuilt behind the same address no longer knows this producer's idempotence state, and
+    /// the producer would wait for it forever.
+    Stalled,
 }
 
 impl ReplaceCause {
@@ -42,6 +46,7 @@ impl ReplaceCause {
         match self {
             ReplaceCause::Fenced => "fenced",
             ReplaceCause::Fatal => "fatal",
+            ReplaceCause::Stalled => "stalled",
         }
     }
 }
@@ -113,6 +118,17 @@ impl Publisher {
             .clone()
     }
 
+    /// The current producer's number, for `replace` (which replaces only that one).
+    pub fn generation(&self) -> u64 {
+        self.current().number
+    }
+
+    /// The current producer raised librdkafka's fatal error: the next publish replaces it as
+    /// such, so nobody else should replace it for another reason first.
+    pub fn is_fatal(&self) -> bool {
+        self.current().is_fatal()
+    }
+
     /// Sends one record and waits for the broker's ack. Never blocks the calling thread.
     pub async fn publish(&self, record: &Record) -> Result<Ack, PublishError> {
         let mut generation = self.current();
@@ -167,6 +183,7 @@ impl Publisher {
         if current.number != number {
             return;
         }
+
         let fresh = match Generation::create(number + 1, &self.config, &self.metrics) {
             Ok(fresh) => fresh,
             Err(e) => {

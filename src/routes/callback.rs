@@ -15,7 +15,7 @@ use super::limits::declared_length;
 use crate::callback::catalogue::Product;
 use crate::callback::{self, body, Rejection};
 use crate::clock::unix_ms;
-use crate::dedup::{self, Claim};
+use crate::dedup::{self, Claim, Remembered};
 use crate::metrics::InFlight;
 use crate::publish::{Ack, PublishError, Record, SpoolStamp};
 use crate::routes::{ApiError, AppState};
@@ -26,8 +26,9 @@ use crate::spool::Spool;
 pub enum Delivered {
     /// Published now and acked by the broker.
     Fresh(Ack),
-    /// The same callback was acked before (or was being published): answered with that ack.
-    Duplicate(Ack),
+    /// The same callback was acked or spooled before (or was being delivered): answered with
+    /// that outcome.
+    Duplicate(Remembered),
     /// Kafka could not take it in time: durable in the spool, forwarded when Kafka is back.
     Spooled(SpoolStamp),
 }
@@ -38,6 +39,8 @@ struct Spooled {
     spooled: bool,
     /// Its place in this replica's spool: the `zego-spool-seq` header of its record.
     spool_seq: u64,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    duplicate: bool,
 }
 
 #[derive(Serialize)]
@@ -59,15 +62,9 @@ pub async fn receive(
     let (event, result) = handle(&request, &mut payload, &state, product).await;
     let (response, code) = match &result {
         Ok(Delivered::Fresh(ack)) => (acked(ack, false), "ok"),
-        Ok(Delivered::Duplicate(ack)) => (acked(ack, true), "duplicate"),
-        Ok(Delivered::Spooled(stamp)) => {
-            let response = HttpResponse::Ok().json(Spooled {
-                ok: true,
-                spooled: true,
-                spool_seq: stamp.seq,
-            });
-            (response, "spooled")
-        }
+        Ok(Delivered::Duplicate(Remembered::Acked(ack))) => (acked(ack, true), "duplicate"),
+        Ok(Delivered::Duplicate(Remembered::Spooled(stamp))) => (spooled(stamp, true), "duplicate"),
+        Ok(Delivered::Spooled(stamp)) => (spooled(stamp, false), "spooled"),
         Err(error) => (error.error_response(), error.code()),
     };
     state
@@ -87,6 +84,16 @@ fn acked(ack: &Ack, duplicate: bool) -> HttpResponse {
         topic: &ack.topic,
         partition: ack.partition,
         offset: ack.offset,
+        duplicate,
+    })
+}
+
+/// The 200 for a callback committed to the spool, now or before.
+fn spooled(stamp: &SpoolStamp, duplicate: bool) -> HttpResponse {
+    HttpResponse::Ok().json(Spooled {
+        ok: true,
+        spooled: true,
+        spool_seq: stamp.seq,
         duplicate,
     })
 }
@@ -153,16 +160,19 @@ async fn deliver(record: &Record, state: &AppState) -> Result<Delivered, ApiErro
     let _in_flight = InFlight::enter(&state.metrics.in_flight);
     if let Some(spool) = &state.spool {
         let delivered = publish_or_spool(record, state, spool).await;
-        // A spooled callback has no ack to remember: a repeat of it is spooled again (and
-        // deduped by consumers on its callback id).
+        // A spooled callback is remembered like an acked one: a repeat (concurrent or later)
+        // is answered 200 duplicate and lands once.
         guard.finish(match &delivered {
-            Ok(Delivered::Fresh(ack)) => Ok(ack.clone()),
-            _ => Err(PublishError::Unavailable("not acknowledged yet".into())),
+            Ok(Delivered::Fresh(ack)) => Ok(Remembered::Acked(ack.clone())),
+            Ok(Delivered::Spooled(stamp)) => Ok(Remembered::Spooled(*stamp)),
+            Ok(Delivered::Duplicate(remembered)) => Ok(remembered.clone()),
+            Err(ApiError::Publish(e)) => Err(e.clone()),
+            Err(other) => Err(PublishError::Unavailable(other.to_string())),
         });
         return delivered;
     }
     let outcome = publish(record, state).await;
-    guard.finish(outcome.clone());
+    guard.finish(outcome.clone().map(Remembered::Acked));
     Ok(Delivered::Fresh(
         outcome.inspect_err(|e| answered_non_200(record, e))?,
     ))

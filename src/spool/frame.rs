@@ -1,5 +1,5 @@
-//! One spooled record on disk: `MAGIC | length | CRC-32 | payload`, and the scan that reads a
-//! segment back: every intact frame, a torn tail (a write cut short) told apart from damage in
+//! The previous release's spool format, read only by the migration (`legacy.rs`): one record
+//! on disk is `MAGIC | length | CRC-32 | payload`, and the scan reads a segment back: every intact frame, a torn tail (a write cut short) told apart from damage in
 //! the middle, and never a good frame skipped silently.
 
 /// Marks the start of a frame; lets a scan find the next frame after damaged bytes.
@@ -7,7 +7,8 @@ pub const MAGIC: [u8; 4] = *b"ZSP1";
 /// Magic, length and CRC.
 pub const HEADER_LEN: usize = 12;
 
-/// `payload` framed for appending.
+/// `payload` framed as the previous release appended it.
+#[cfg(test)]
 pub fn encode(payload: &[u8]) -> Vec<u8> {
     let length = u32::try_from(payload.len()).unwrap_or(u32::MAX);
     let mut frame = Vec::with_capacity(HEADER_LEN + payload.len());
@@ -63,16 +64,6 @@ pub fn read_at(bytes: &[u8], offset: usize) -> Found<'_> {
         payload,
         end: start + length as usize,
     }
-}
-
-/// The whole length (header included) of the frame whose header starts `bytes`, if it has one.
-pub fn announced_len(bytes: &[u8]) -> Option<usize> {
-    let header = bytes.get(..HEADER_LEN)?;
-    if header[..4] != MAGIC {
-        return None;
-    }
-    let length = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
-    Some(HEADER_LEN + length as usize)
 }
 
 /// The next offset after `offset` where an intact frame starts, if any: how a scan gets past

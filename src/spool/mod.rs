@@ -1,6 +1,6 @@
 //! The durable spool (`SPOOL_DIR`, opt-in): when Kafka cannot take a verified callback in time,
-//! it is written to a local write-ahead log and flushed to stable storage before the 200, then
-//! forwarded in order when Kafka is back. Without `SPOOL_DIR` none of this exists.
+//! it is committed to a local SQLite database (`store.rs`) before the 200, then forwarded in
+//! order when Kafka is back. Without `SPOOL_DIR` none of this exists.
 //!
 //! Order: while anything waits in the spool, every new callback goes behind it, and callbacks
 //! go straight to Kafka again only once the spool is empty. The switch into spooling waits for
@@ -8,27 +8,34 @@
 //! record answered 200 later never lands in Kafka before one answered earlier.
 
 mod frame;
+mod legacy;
+pub mod store;
 mod stored;
 #[cfg(test)]
 mod tests;
-mod wal;
+mod writer;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, RwLock, RwLockReadGuard};
 
 use crate::clock::unix_ms;
 use crate::metrics::Metrics;
-use crate::publish::{Publisher, Record, SpoolStamp};
-use wal::Log;
+use crate::publish::{PublishError, Publisher, Record, ReplaceCause, SpoolStamp};
+use writer::Log;
 
 /// Records forwarded per drain round, all in flight at once, in order.
 const DRAIN_BATCH: usize = 500;
 const DRAIN_BATCH_BYTES: usize = 4 << 20;
 /// Pause after a failed drain round or while the broker is unreachable.
 const DRAIN_BACKOFF: Duration = Duration::from_secs(1);
+/// A stalled producer is replaced at most this often: a broker that answers metadata but cannot
+/// take writes for a long time (lost replicas) should not cost a new producer every round.
+const STALLED_REPLACE_EVERY: Duration = Duration::from_secs(30);
+/// A failing drain says why at most this often (with a count of the rounds in between).
+const DRAIN_LOG_EVERY: Duration = Duration::from_secs(30);
 
 /// `SPOOL_DIR`, `SPOOL_MAX_BYTES` and `SPOOL_DRAIN_RATE`.
 #[derive(Debug, Clone)]
@@ -60,6 +67,12 @@ struct Mode {
 
 pub struct Spool {
     log: Log,
+    /// The callback ids the spool held when it was opened, for the dedupe cache.
+    held_at_open: Mutex<Vec<(String, SpoolStamp)>>,
+    /// The last failed drain round's complaint, when it was logged, and rounds since.
+    drain_trouble: Mutex<Option<(String, Instant, u64)>>,
+    /// When the drain last replaced a stalled producer.
+    stalled_replaced_at: Mutex<Option<Instant>>,
     drain_rate: u32,
     /// Held shared by every straight-to-Kafka publish; taken exclusively to switch to spooling.
     gate: RwLock<()>,
@@ -78,18 +91,32 @@ impl Drop for Pending<'_> {
 }
 
 impl Spool {
-    /// Opens the directory (refused if another bridge holds it) and recovers what it holds.
+    /// Opens the directory (refused if another process holds it, or if its database is
+    /// damaged) and counts what it holds.
     pub fn open(settings: &SpoolSettings, metrics: Arc<Metrics>) -> Result<Self, String> {
-        let log = Log::open(&settings.dir, settings.max_bytes, metrics.clone())?;
+        let (log, held) = Log::open(&settings.dir, settings.max_bytes, metrics.clone())?;
         let active = log.undrained() > 0;
         Ok(Spool {
             log,
+            held_at_open: Mutex::new(held),
+            drain_trouble: Mutex::new(None),
+            stalled_replaced_at: Mutex::new(None),
             drain_rate: settings.drain_rate,
             gate: RwLock::new(()),
             mode: Mutex::new(Mode { active, pending: 0 }),
             appended: Notify::new(),
             metrics,
         })
+    }
+
+    /// The callback ids held when the spool was opened (once; empty afterwards).
+    pub fn take_held_at_open(&self) -> Vec<(String, SpoolStamp)> {
+        std::mem::take(&mut *self.held_at_open.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Bytes of the spool's files.
+    pub fn file_bytes(&self) -> u64 {
+        self.log.file_bytes()
     }
 
     fn mode(&self) -> std::sync::MutexGuard<'_, Mode> {
@@ -144,7 +171,7 @@ impl Spool {
         loop {
             if self.log.undrained() == 0 {
                 self.deactivate_if_empty();
-                self.log.compact();
+                self.log.reclaim();
                 self.metrics.spool_oldest_age_seconds.set(0);
                 tokio::select! {
                     () = self.appended.notified() => {}
@@ -153,18 +180,13 @@ impl Spool {
                 continue;
             }
             if !reachable() {
-                // Nothing is read while waiting: peek at the oldest record for its age.
-                let spool = self.clone();
-                let oldest = tokio::task::spawn_blocking(move || spool.log.oldest_spooled_at())
-                    .await
-                    .ok()
-                    .flatten();
-                self.show_oldest(oldest);
+                // Nothing is read while waiting: ask for the oldest record's age only.
+                self.show_oldest(self.log.oldest_spooled_at().await);
                 tokio::time::sleep(DRAIN_BACKOFF).await;
                 continue;
             }
-            let started = std::time::Instant::now();
-            match self.drain_once(&publisher).await {
+            let started = Instant::now();
+            match self.drain_once(&publisher, &reachable).await {
                 0 => tokio::time::sleep(DRAIN_BACKOFF).await,
                 forwarded if self.drain_rate > 0 => {
                     let budget =
@@ -176,72 +198,151 @@ impl Spool {
         }
     }
 
+    /// Forwards everything the spool holds, then returns how many records were forwarded; for
+    /// `zego-kafka-bridge spool drain`, where no callbacks arrive. Gives up after `patience`
+    /// without progress.
+    pub async fn drain_until_empty(
+        &self,
+        publisher: &Publisher,
+        reachable: impl Fn() -> bool,
+        patience: Duration,
+    ) -> Result<u64, String> {
+        let mut forwarded = 0;
+        let mut progress_at = Instant::now();
+        while self.log.undrained() > 0 {
+            let before = self.log.undrained();
+            self.drain_once(publisher, &reachable).await;
+            let after = self.log.undrained();
+            forwarded += before.saturating_sub(after);
+            if after < before {
+                progress_at = Instant::now();
+            } else if progress_at.elapsed() > patience {
+                return Err(format!(
+                    "no record forwarded for {} s ({after} left): is Kafka reachable?",
+                    patience.as_secs()
+                ));
+            } else {
+                tokio::time::sleep(DRAIN_BACKOFF).await;
+            }
+        }
+        self.log.reclaim();
+        Ok(forwarded)
+    }
+
     /// One round: a batch published at once (librdkafka keeps their order per partition),
-    /// the acknowledged prefix committed. Returns how many were forwarded if the whole batch
+    /// every acknowledged record deleted. Returns how many were forwarded if the whole batch
     /// got through, 0 if not (the caller backs off).
-    async fn drain_once(self: &Arc<Self>, publisher: &Publisher) -> usize {
-        let spool = self.clone();
+    ///
+    /// A record acknowledged is never sent again, even when one before it failed: with an
+    /// idempotent producer a failed record fails the ones after it in its partition too, so
+    /// what got through never overtakes an earlier record of its own key.
+    async fn drain_once(&self, publisher: &Publisher, reachable: &impl Fn() -> bool) -> usize {
         let batch_size = match self.drain_rate {
             0 => DRAIN_BATCH,
             rate => (rate as usize).clamp(1, DRAIN_BATCH),
         };
-        let Ok(batch) = tokio::task::spawn_blocking(move || {
-            let start = spool.log.read_position();
-            (start, spool.log.read_batch(batch_size, DRAIN_BATCH_BYTES))
-        })
-        .await
-        else {
-            return 0;
+        let batch = match self.log.read_front(batch_size, DRAIN_BATCH_BYTES).await {
+            Ok(batch) => batch,
+            Err(why) => {
+                self.drain_failed(&format!("cannot read the spool: {why}"));
+                return 0;
+            }
         };
-        let (start, batch) = batch;
         // A batch starts at the oldest record not yet acknowledged.
-        self.show_oldest(
-            batch
-                .first()
-                .and_then(|d| d.record.spooled)
-                .map(|s| s.at_ms),
-        );
+        self.show_oldest(batch.first().and_then(|r| r.spooled).map(|s| s.at_ms));
         if batch.is_empty() {
             return 0;
         }
+        let generation = publisher.generation();
         let outcomes =
-            futures_util::future::join_all(batch.iter().map(|d| publisher.publish(&d.record)))
-                .await;
-        let acked = outcomes.iter().take_while(|o| o.is_ok()).count();
-        if acked < batch.len() {
-            let rewind_to = if acked == 0 {
-                start
-            } else {
-                batch[acked - 1].next
-            };
-            self.log.rewind(rewind_to);
-            if let Some(Err(e)) = outcomes.get(acked) {
-                log::warn!(
-                    "spool drain: {acked} of {} forwarded, then: {e}; retrying from spool record {}",
-                    batch.len(),
-                    batch[acked].record.spooled.map_or(0, |s| s.seq)
-                );
+            futures_util::future::join_all(batch.iter().map(|r| publisher.publish(r))).await;
+        let acked: Vec<u64> = batch
+            .iter()
+            .zip(&outcomes)
+            .filter(|(_, o)| o.is_ok())
+            .filter_map(|(r, _)| r.spooled.map(|s| s.seq))
+            .collect();
+        let count = acked.len();
+        if count > 0 {
+            self.log.acked(acked).await;
+            self.metrics.spool_drained.inc_by(count as u64);
+        }
+        let first_failure = batch
+            .iter()
+            .zip(&outcomes)
+            .find_map(|(r, o)| o.as_ref().err().map(|e| (r, e)));
+        let Some((record, error)) = first_failure else {
+            self.drain_recovered();
+            return count;
+        };
+        self.drain_failed(&format!(
+            "{count} of {} forwarded; spool record {} ({} key={}): {error}",
+            batch.len(),
+            record.spooled.map_or(0, |s| s.seq),
+            record.event,
+            record.key.as_deref().unwrap_or("-"),
+        ));
+        // Nothing got through in time while the broker answers metadata: the producer, not the
+        // broker, is stuck (a broker rebuilt behind the same address has forgotten its
+        // idempotence state). Replace it, as a fenced one is.
+        if count == 0
+            && !publisher.is_fatal()
+            && matches!(error, PublishError::Unavailable(_))
+            && self.may_replace_stalled()
+            && reachable()
+        {
+            *self
+                .stalled_replaced_at
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+            publisher.replace(
+                generation,
+                ReplaceCause::Stalled,
+                "no record of a drain round acknowledged in time while the broker answers",
+            );
+        }
+        0
+    }
+
+    fn may_replace_stalled(&self) -> bool {
+        self.stalled_replaced_at
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_none_or(|at| at.elapsed() >= STALLED_REPLACE_EVERY)
+    }
+
+    /// Logs a failing drain round: the first at once, then at most every `DRAIN_LOG_EVERY`
+    /// (or when the reason changes), with how many rounds failed in between.
+    fn drain_failed(&self, why: &str) {
+        let mut trouble = self.drain_trouble.lock().unwrap_or_else(|p| p.into_inner());
+        // The part after the first ": " is the error; the counts before it change every round.
+        let reason = why.split_once(": ").map_or(why, |(_, r)| r).to_string();
+        if let Some((last, at, rounds)) = trouble.as_mut() {
+            if *last == reason && at.elapsed() < DRAIN_LOG_EVERY {
+                *rounds += 1;
+                return;
             }
         }
-        if acked > 0 {
-            let spool = self.clone();
-            let last = acked - 1;
-            let committed =
-                tokio::task::spawn_blocking(move || spool.log.commit(&batch[last], acked as u64))
-                    .await;
-            match committed {
-                Ok(Ok(())) => self.metrics.spool_drained.inc_by(acked as u64),
-                Ok(Err(e)) => {
-                    self.metrics.spool_drained.inc_by(acked as u64);
-                    log::warn!("spool drain: {e}; forwarded anyway (after a crash before the next cursor write, they would be sent again)");
-                }
-                Err(e) => log::error!("spool drain: {e}"),
-            }
-        }
-        if acked == outcomes.len() {
-            acked
+        let repeats = trouble.as_ref().map_or(0, |(_, _, rounds)| *rounds);
+        let suffix = if repeats > 0 {
+            format!(" ({repeats} more failed rounds since the last line)")
         } else {
-            0
+            String::new()
+        };
+        log::warn!("spool drain: {why}; retrying{suffix}");
+        *trouble = Some((reason, Instant::now(), 0));
+    }
+
+    fn drain_recovered(&self) {
+        if let Some((_, _, rounds)) = self
+            .drain_trouble
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            log::info!(
+                "spool drain: forwarding again ({rounds} failed rounds since the last line)"
+            );
         }
     }
 

@@ -1,5 +1,6 @@
-//! A record as the spool keeps it: everything needed to publish it later exactly as it would
-//! have been published at once (topic, key, value, headers), plus its place in the spool.
+//! A record as the previous release's spool kept it (read only by the migration, `legacy.rs`):
+//! everything needed to publish it exactly as it would have been published at once (topic,
+//! key, value, headers), plus its place in that spool.
 //!
 //! Payload: `meta length (u32 LE) | meta (JSON) | value bytes`; the value stays raw bytes.
 
@@ -24,7 +25,9 @@ struct Meta<'a> {
     ids: Vec<(Cow<'a, str>, Cow<'a, str>)>,
 }
 
-/// `record` stamped with `stamp`, as a frame payload.
+/// `record` stamped with `stamp`, as a frame payload: what the previous release wrote (the
+/// migration's tests write old spools with it).
+#[cfg(test)]
 pub fn encode(record: &Record, stamp: SpoolStamp) -> Vec<u8> {
     let meta = Meta {
         seq: stamp.seq,
@@ -82,14 +85,6 @@ pub fn decode(payload: &[u8]) -> Option<Record> {
     })
 }
 
-/// The sequence number of a payload without decoding the rest.
-///
-/// Start-up recovery calls it on every frame: the metadata is read (so a payload `decode`
-/// would refuse is refused here too), the value is not copied.
-pub fn seq_of(payload: &[u8]) -> Option<u64> {
-    split(payload).map(|(meta, _)| meta.seq)
-}
-
 /// A payload's metadata, read, and its value bytes.
 fn split(payload: &[u8]) -> Option<(Meta<'_>, &[u8])> {
     let meta_len = u32::from_le_bytes(payload.get(..4)?.try_into().ok()?) as usize;
@@ -116,7 +111,6 @@ mod tests {
             spooled: None,
         };
         let stamp = SpoolStamp { seq: 42, at_ms: 7 };
-        assert_eq!(seq_of(&encode(&record, stamp)), Some(42));
         let back = decode(&encode(&record, stamp)).unwrap();
         assert_eq!(back.spooled, Some(stamp));
         assert_eq!(

@@ -62,27 +62,30 @@ impl Application {
             .map_err(StartupError::Config)?;
         let metrics = Arc::new(Metrics::new());
         metrics.in_flight_limit.set(settings.max_in_flight as i64);
-        let publisher =
-            Publisher::new(&settings.kafka, metrics.clone()).map_err(StartupError::Config)?;
         let drain_timeout = settings.kafka.delivery_timeout + Duration::from_secs(2);
         let port = listener.local_addr()?.port();
         let buffered = Semaphore::new(settings.http.max_buffered_bytes);
+        // The spool before the producer: a bad SPOOL_DIR is the one line shown, not buried
+        // under librdkafka's complaints about a broker that is down at start.
         let spool = settings
             .spool
             .as_ref()
-            .map(|spool| {
-                Spool::open(spool, metrics.clone())
-                    .map_err(|e| StartupError::Config(format!("SPOOL_DIR: {e}")))
-            })
+            .map(|spool| Spool::open(spool, metrics.clone()).map_err(StartupError::Config))
             .transpose()?
             .map(Arc::new);
+        let publisher =
+            Publisher::new(&settings.kafka, metrics.clone()).map_err(StartupError::Config)?;
+        let dedup = DedupCache::new(settings.dedup_ttl, settings.dedup_capacity);
+        if let Some(spool) = &spool {
+            dedup.remember_spooled(spool.take_held_at_open());
+        }
         let state = web::Data::new(AppState {
             buffered,
             limits: settings.http,
             policy: settings.policy,
             kafka: settings.kafka,
             publisher: Arc::new(publisher),
-            dedup: DedupCache::new(settings.dedup_ttl, settings.dedup_capacity),
+            dedup,
             in_flight: Semaphore::new(settings.max_in_flight),
             metrics,
             readiness: Readiness::default(),

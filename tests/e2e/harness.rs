@@ -316,7 +316,26 @@ impl Bridge {
         brokers: &str,
         extra: &[(&str, &str)],
     ) -> Bridge {
-        let mut command = Command::new(bridge_bin());
+        Bridge::start_under(dir, name, port, brokers, extra, &[])
+    }
+
+    /// The bridge run by `wrapper` (e.g. `strace … --`), which must run its last argument.
+    pub fn start_under(
+        dir: &Path,
+        name: &str,
+        port: u16,
+        brokers: &str,
+        extra: &[(&str, &str)],
+        wrapper: &[String],
+    ) -> Bridge {
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(bridge_bin());
+                command
+            }
+            None => Command::new(bridge_bin()),
+        };
         command
             .env("ZEGO_CALLBACK_SECRET", SECRET)
             .env("KAFKA_BROKERS", brokers)

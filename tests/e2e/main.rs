@@ -5,6 +5,7 @@
 mod attacks;
 #[path = "../support/certs.rs"]
 mod certs;
+mod disk_faults;
 mod harness;
 mod prometheus;
 mod replicas;
