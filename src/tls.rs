@@ -31,10 +31,14 @@ pub fn server_config(files: &TlsFiles) -> Result<ServerConfig, String> {
             files.key.display()
         )
     })?;
-    ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS: {e}"))?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|e| format!("TLS_CERT_FILE/TLS_KEY_FILE do not match or are unusable: {e}"))
+    let mut config =
+        ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| format!("TLS: {e}"))?
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .map_err(|e| format!("TLS_CERT_FILE/TLS_KEY_FILE do not match or are unusable: {e}"))?;
+    // HTTP/1.1 only (see startup/http_server.rs): a client asking for h2 gets HTTP/1.1.
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
 }

@@ -2,6 +2,10 @@
 //! actix-server directly, as actix-web's own `HttpServer` does, because only there can an
 //! `Expect: 100-continue` request be answered before `100 Continue` (see `routes::expect`).
 //! The timeouts are `HttpServer`'s defaults.
+//!
+//! HTTP/1.1 only, with TLS too (ALPN offers `http/1.1` alone): ZEGOCLOUD posts HTTP/1.1, and an
+//! HTTP/2 server is a second protocol to bound (header lists, CONTINUATION floods, streams,
+//! idle PINGs) for no caller that needs it.
 
 use std::net::TcpListener;
 use std::time::Duration;
@@ -50,7 +54,7 @@ pub fn serve(
                     let checked = expect::continue_or_refuse(&expect_state, request);
                     async move { checked }
                 }))
-                .finish(map_config(app(state.clone()), |_| AppConfig::default()))
+                .h1(map_config(app(state.clone()), |_| AppConfig::default()))
         }};
     }
     let builder = match tls {

@@ -128,7 +128,15 @@ async fn https_ingress_accepts_a_signed_callback_and_it_lands() {
                 "-H",
                 "Content-Type: application/json",
             ])
-            .args(["-d", &body, "-w", "\n%{http_code}", &url])
+            // --http2: the bridge must not agree to HTTP/2 (it serves HTTP/1.1 only).
+            .args([
+                "--http2",
+                "-d",
+                &body,
+                "-w",
+                "\n%{http_version} %{http_code}",
+                &url,
+            ])
             .args(["--max-time", "20"])
             .output()
             .expect("curl")
@@ -137,7 +145,7 @@ async fn https_ingress_accepts_a_signed_callback_and_it_lands() {
     .unwrap();
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(
-        text.trim_end().ends_with("200"),
+        text.trim_end().ends_with("1.1 200"),
         "{text} {}",
         String::from_utf8_lossy(&output.stderr)
     );
