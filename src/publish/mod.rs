@@ -6,9 +6,9 @@ pub mod errors;
 pub mod record;
 pub mod settings;
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::producer::{FutureProducer, Producer};
@@ -57,6 +57,10 @@ struct Generation {
     producer: FutureProducer<BridgeContext>,
     /// Set by the producer's context on librdkafka's fatal error.
     fatal: Arc<AtomicBool>,
+    /// Sends that timed out since this producer's last ack (see `replace_if_stalled`).
+    timeouts_since_ack: AtomicU64,
+    /// When this producer last had an ack, or was created.
+    last_ack: Mutex<Instant>,
 }
 
 impl Generation {
@@ -70,11 +74,25 @@ impl Generation {
             number,
             producer,
             fatal,
+            timeouts_since_ack: AtomicU64::new(0),
+            last_ack: Mutex::new(Instant::now()),
         })
     }
 
     fn is_fatal(&self) -> bool {
         self.fatal.load(Ordering::Acquire)
+    }
+
+    fn acked(&self) {
+        self.timeouts_since_ack.store(0, Ordering::Release);
+        *self.last_ack.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+    }
+
+    fn since_ack(&self) -> std::time::Duration {
+        self.last_ack
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .elapsed()
     }
 
     /// Asks librdkafka itself (a C call and a small allocation: for the probe, not every send).
@@ -89,7 +107,15 @@ pub struct Publisher {
     current: RwLock<Arc<Generation>>,
     delivery_timeout: Duration,
     metrics: Arc<Metrics>,
+    /// When a stalled producer was last replaced: at most one every `STALLED_REPLACE_EVERY`.
+    stalled_replaced_at: Mutex<Option<Instant>>,
 }
+
+/// Sends that must have timed out, with no ack since, before a producer counts as stalled.
+const STALLED_AFTER_TIMEOUTS: u64 = 3;
+/// A broker that answers metadata but cannot take writes for long (lost replicas) should not
+/// cost a new producer every few seconds.
+const STALLED_REPLACE_EVERY: Duration = Duration::from_secs(30);
 
 /// Extra wait past librdkafka's own `message.timeout.ms`: it fails the message itself, this
 /// only guards against a delivery report that never comes.
@@ -107,6 +133,7 @@ impl Publisher {
             current: RwLock::new(Arc::new(first)),
             delivery_timeout: settings.delivery_timeout,
             metrics,
+            stalled_replaced_at: Mutex::new(None),
         })
     }
 
@@ -116,17 +143,6 @@ impl Publisher {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
-    }
-
-    /// The current producer's number, for `replace` (which replaces only that one).
-    pub fn generation(&self) -> u64 {
-        self.current().number
-    }
-
-    /// The current producer raised librdkafka's fatal error: the next publish replaces it as
-    /// such, so nobody else should replace it for another reason first.
-    pub fn is_fatal(&self) -> bool {
-        self.current().is_fatal()
     }
 
     /// Sends one record and waits for the broker's ack. Never blocks the calling thread.
@@ -145,9 +161,28 @@ impl Publisher {
             Ok(delivery) => delivery,
             Err((error, _)) => return Err(self.failed(number, &error)),
         };
-        // The delivery future does not need the producer: let a replacement drop it.
+        // The delivery future does not need the producer (a replacement may drop it), but
+        // its ack or timeout is counted on it, by a weak reference.
+        let counted = Arc::downgrade(&generation);
         drop(generation);
-        match tokio::time::timeout(self.delivery_timeout + ACK_GRACE, delivery).await {
+        let outcome = tokio::time::timeout(self.delivery_timeout + ACK_GRACE, delivery).await;
+        let timed_out = match &outcome {
+            Ok(Ok(Err((error, _)))) => {
+                error.rdkafka_error_code() == Some(RDKafkaErrorCode::MessageTimedOut)
+            }
+            Err(_elapsed) => true,
+            _ => false,
+        };
+        if let Some(generation) = counted.upgrade() {
+            match &outcome {
+                Ok(Ok(Ok(_))) => generation.acked(),
+                _ if timed_out => {
+                    generation.timeouts_since_ack.fetch_add(1, Ordering::AcqRel);
+                }
+                _ => {}
+            }
+        }
+        match outcome {
             Ok(Ok(Ok(delivered))) => Ok(Ack {
                 topic: record.topic.clone(),
                 partition: delivered.partition,
@@ -159,6 +194,43 @@ impl Publisher {
                 "no delivery report in time".into(),
             )),
         }
+    }
+
+    /// Called after each broker probe: replaces the producer when the broker answers metadata
+    /// while every send of the last while timed out (at least `STALLED_AFTER_TIMEOUTS`, none
+    /// acknowledged for twice the delivery timeout). That is a broker rebuilt or restored
+    /// behind the same address: it no longer knows this producer's idempotence state, and the
+    /// producer would wait for it forever; a fresh one starts over, as a fenced one does.
+    pub fn replace_if_stalled(&self, broker_answers: bool) {
+        if !broker_answers {
+            return;
+        }
+        let generation = self.current();
+        let stalled = !generation.is_fatal()
+            && generation.timeouts_since_ack.load(Ordering::Acquire) >= STALLED_AFTER_TIMEOUTS
+            && generation.since_ack() >= 2 * self.delivery_timeout;
+        if !stalled {
+            return;
+        }
+        {
+            let mut replaced_at = self
+                .stalled_replaced_at
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if replaced_at.is_some_and(|at| at.elapsed() < STALLED_REPLACE_EVERY) {
+                return;
+            }
+            *replaced_at = Some(Instant::now());
+        }
+        self.replace(
+            generation.number,
+            ReplaceCause::Stalled,
+            &format!(
+                "{} sends timed out and none was acknowledged for {} s while the broker answers metadata",
+                generation.timeouts_since_ack.load(Ordering::Acquire),
+                generation.since_ack().as_secs()
+            ),
+        );
     }
 
     /// Classifies a failure, replacing the producer first when the error says it is broken.

@@ -23,7 +23,7 @@ use tokio::sync::{Notify, RwLock, RwLockReadGuard};
 
 use crate::clock::unix_ms;
 use crate::metrics::Metrics;
-use crate::publish::{PublishError, Publisher, Record, ReplaceCause, SpoolStamp};
+use crate::publish::{Publisher, Record, SpoolStamp};
 use writer::Log;
 
 /// Records forwarded per drain round, all in flight at once, in order.
@@ -31,9 +31,6 @@ const DRAIN_BATCH: usize = 500;
 const DRAIN_BATCH_BYTES: usize = 4 << 20;
 /// Pause after a failed drain round or while the broker is unreachable.
 const DRAIN_BACKOFF: Duration = Duration::from_secs(1);
-/// A stalled producer is replaced at most this often: a broker that answers metadata but cannot
-/// take writes for a long time (lost replicas) should not cost a new producer every round.
-const STALLED_REPLACE_EVERY: Duration = Duration::from_secs(30);
 /// A failing drain says why at most this often (with a count of the rounds in between).
 const DRAIN_LOG_EVERY: Duration = Duration::from_secs(30);
 
@@ -63,6 +60,9 @@ pub enum SpoolError {
 struct Mode {
     active: bool,
     pending: usize,
+    /// A record was spooled since callbacks started going to the spool (and the log said so):
+    /// a spool that refuses every append does not announce itself once per callback.
+    announced: bool,
 }
 
 pub struct Spool {
@@ -71,8 +71,7 @@ pub struct Spool {
     held_at_open: Mutex<Vec<(String, SpoolStamp)>>,
     /// The last failed drain round's complaint, when it was logged, and rounds since.
     drain_trouble: Mutex<Option<(String, Instant, u64)>>,
-    /// When the drain last replaced a stalled producer.
-    stalled_replaced_at: Mutex<Option<Instant>>,
+
     drain_rate: u32,
     /// Held shared by every straight-to-Kafka publish; taken exclusively to switch to spooling.
     gate: RwLock<()>,
@@ -100,10 +99,14 @@ impl Spool {
             log,
             held_at_open: Mutex::new(held),
             drain_trouble: Mutex::new(None),
-            stalled_replaced_at: Mutex::new(None),
+
             drain_rate: settings.drain_rate,
             gate: RwLock::new(()),
-            mode: Mutex::new(Mode { active, pending: 0 }),
+            mode: Mutex::new(Mode {
+                active,
+                pending: 0,
+                announced: active,
+            }),
             appended: Notify::new(),
             metrics,
         })
@@ -153,14 +156,14 @@ impl Spool {
             // Wait until no callback is being published straight to Kafka.
             let _switch = self.gate.write().await;
             let mut mode = self.mode();
-            if !mode.active {
-                log::warn!("spooling: callbacks now go to the spool until Kafka takes them");
-            }
             mode.active = true;
             mode.pending += 1;
         }
         let _pending = Pending(self);
         let appended = self.log.append(record.clone()).await;
+        if appended.is_ok() && !std::mem::replace(&mut self.mode().announced, true) {
+            log::warn!("spooling: callbacks now go to the spool until Kafka takes them");
+        }
         self.appended.notify_one();
         appended
     }
@@ -186,7 +189,7 @@ impl Spool {
                 continue;
             }
             let started = Instant::now();
-            match self.drain_once(&publisher, &reachable).await {
+            match self.drain_once(&publisher).await {
                 0 => tokio::time::sleep(DRAIN_BACKOFF).await,
                 forwarded if self.drain_rate > 0 => {
                     let budget =
@@ -199,19 +202,20 @@ impl Spool {
     }
 
     /// Forwards everything the spool holds, then returns how many records were forwarded; for
-    /// `zego-kafka-bridge spool drain`, where no callbacks arrive. Gives up after `patience`
-    /// without progress.
+    /// `zego-kafka-bridge spool drain`, where no callbacks arrive and no probe runs: after a
+    /// round without progress it asks `broker_answers` and lets the publisher replace a stalled
+    /// producer. Gives up after `patience` without progress.
     pub async fn drain_until_empty(
         &self,
         publisher: &Publisher,
-        reachable: impl Fn() -> bool,
+        broker_answers: impl Fn() -> bool,
         patience: Duration,
     ) -> Result<u64, String> {
         let mut forwarded = 0;
         let mut progress_at = Instant::now();
         while self.log.undrained() > 0 {
             let before = self.log.undrained();
-            self.drain_once(publisher, &reachable).await;
+            self.drain_once(publisher).await;
             let after = self.log.undrained();
             forwarded += before.saturating_sub(after);
             if after < before {
@@ -222,6 +226,7 @@ impl Spool {
                     patience.as_secs()
                 ));
             } else {
+                publisher.replace_if_stalled(broker_answers());
                 tokio::time::sleep(DRAIN_BACKOFF).await;
             }
         }
@@ -236,7 +241,7 @@ impl Spool {
     /// A record acknowledged is never sent again, even when one before it failed: with an
     /// idempotent producer a failed record fails the ones after it in its partition too, so
     /// what got through never overtakes an earlier record of its own key.
-    async fn drain_once(&self, publisher: &Publisher, reachable: &impl Fn() -> bool) -> usize {
+    async fn drain_once(&self, publisher: &Publisher) -> usize {
         let batch_size = match self.drain_rate {
             0 => DRAIN_BATCH,
             rate => (rate as usize).clamp(1, DRAIN_BATCH),
@@ -253,7 +258,6 @@ impl Spool {
         if batch.is_empty() {
             return 0;
         }
-        let generation = publisher.generation();
         let outcomes =
             futures_util::future::join_all(batch.iter().map(|r| publisher.publish(r))).await;
         let acked: Vec<u64> = batch
@@ -282,33 +286,7 @@ impl Spool {
             record.event,
             record.key.as_deref().unwrap_or("-"),
         ));
-        // Nothing got through in time while the broker answers metadata: the producer, not the
-        // broker, is stuck (a broker rebuilt behind the same address has forgotten its
-        // idempotence state). Replace it, as a fenced one is.
-        if count == 0
-            && !publisher.is_fatal()
-            && matches!(error, PublishError::Unavailable(_))
-            && self.may_replace_stalled()
-            && reachable()
-        {
-            *self
-                .stalled_replaced_at
-                .lock()
-                .unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
-            publisher.replace(
-                generation,
-                ReplaceCause::Stalled,
-                "no record of a drain round acknowledged in time while the broker answers",
-            );
-        }
         0
-    }
-
-    fn may_replace_stalled(&self) -> bool {
-        self.stalled_replaced_at
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .is_none_or(|at| at.elapsed() >= STALLED_REPLACE_EVERY)
     }
 
     /// Logs a failing drain round: the first at once, then at most every `DRAIN_LOG_EVERY`
@@ -359,7 +337,9 @@ impl Spool {
         let mut mode = self.mode();
         if mode.active && mode.pending == 0 && self.log.undrained() == 0 {
             mode.active = false;
-            log::info!("spool empty: callbacks go straight to Kafka again");
+            if std::mem::take(&mut mode.announced) {
+                log::info!("spool empty: callbacks go straight to Kafka again");
+            }
         }
     }
 

@@ -180,6 +180,7 @@ fn spawn_broker_probe(state: web::Data<AppState>) -> JoinHandle<()> {
             } else {
                 state.readiness.probe_failed();
             }
+            state.publisher.replace_if_stalled(reachable);
             state.metrics.broker_reachable.set(i64::from(reachable));
             if was_reachable != Some(reachable) {
                 match reachable {

@@ -506,3 +506,76 @@ async fn kafka_over_tls_end_to_end() {
     assert_eq!(records.len(), 20);
     report("| Kafka over TLS | 20 callbacks, bridge → TLS (verified against a test CA) → tansu | 20 answered 200 | 20 in Kafka | 0 lost | 0 duplicates |");
 }
+
+/// The broker rebuilt empty behind the same address (a cluster restored or recreated), with no
+/// spool: the producer's idempotence state means nothing to the new broker and its sends time
+/// out while the broker answers metadata. The bridge must replace the producer by itself, so
+/// ZEGOCLOUD's retries land: every callback answered 200, and in the new broker's topic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_rebuilt_behind_the_same_address_heals_the_producer() {
+    let _serial = serial().await;
+    let (dir, tansu, forwarder, bridge) =
+        stack("broker rebuilt", &[("KAFKA_DELIVERY_TIMEOUT_MS", "2000")]).await;
+    let (_, before) = simulate(
+        &dir,
+        "before",
+        &bridge.url(),
+        &[
+            "--event",
+            "call_accept",
+            "--count",
+            "20",
+            "--call-id",
+            "before",
+            "--no-retry",
+        ],
+    )
+    .await;
+    assert!(before.iter().all(|a| a.status == 200), "{before:?}");
+    let port = tansu.port;
+    drop(tansu);
+    wait_for_port_free(port, Duration::from_secs(10));
+    let rebuilt = Tansu::start_with(
+        &dir,
+        "tansu-rebuilt",
+        port,
+        forwarder.port,
+        "memory://tansu/",
+        &[],
+    );
+    rebuilt.create_topic(TOPIC, 3);
+    // On ZEGOCLOUD's real retry schedule (2, 4, 8, 16, 32 s).
+    let (ok, attempts) = simulate(
+        &dir,
+        "after",
+        &bridge.url(),
+        &[
+            "--event",
+            "family",
+            "--count",
+            "20",
+            "--concurrency",
+            "4",
+            "--call-id",
+            "rebuilt",
+        ],
+    )
+    .await;
+    assert!(
+        ok,
+        "simulate gave up on some callbacks: see {}",
+        dir.display()
+    );
+    let replaced = metric(
+        bridge.port,
+        "zego_producer_replacements_total{reason=\"stalled\"}",
+    );
+    assert!(replaced >= 1.0, "the stalled producer was never replaced");
+    let records = read_topic(&format!("127.0.0.1:{}", forwarder.port), TOPIC);
+    let duplicates = assert_nothing_lost(&attempts, &records, None, 100);
+    let refused = attempts.iter().filter(|a| a.status != 200).count();
+    report(&format!(
+        "| broker rebuilt empty behind the same address (no spool) | 100 callbacks (20 calls × 5), real retry schedule | 100 × 200 after {refused} refused attempts | {} in the new broker | 0 lost | producer replaced as stalled {replaced} time(s), no restart; {duplicates} duplicates |",
+        records.len()
+    ));
+}
