@@ -161,12 +161,14 @@ pub const REQUIRED_VARIABLES: &[&str] = &["KAFKA_BROKERS", "ZEGO_CALLBACK_SECRET
 /// tokio's semaphore holds at most `usize::MAX >> 3` permits; one permit is one byte.
 const MAX_SEMAPHORE_PERMITS: u64 = (usize::MAX >> 3) as u64;
 const TOPIC_PREFIX: &str = "KAFKA_TOPIC_";
+/// The smallest `SPOOL_MAX_BYTES` that leaves room for records beside SQLite's own pages.
+const MIN_SPOOL_BYTES: u64 = 65536;
 const OPT_PREFIX: &str = "KAFKA_OPT_";
 
 impl Settings {
     /// Reads the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_vars(std::env::vars())
+        Self::from_vars(environment()?)
     }
 
     /// Reads any set of variables: the tests, and `--embedded-kafka` (which adds
@@ -228,6 +230,11 @@ impl Settings {
             }
         };
         let spool_max_bytes = within("SPOOL_MAX_BYTES", raw.spool_max_bytes, u64::MAX)?;
+        if spool_max_bytes < MIN_SPOOL_BYTES {
+            return Err(ConfigError(format!(
+                "SPOOL_MAX_BYTES ({spool_max_bytes}) must be at least {MIN_SPOOL_BYTES}: an empty spool database alone takes about 25 KB"
+            )));
+        }
         let spool = match raw.spool_dir {
             Some(dir) if dir.as_os_str().is_empty() => None,
             Some(dir) => Some(SpoolSettings {
@@ -309,6 +316,43 @@ fn topic_overrides(vars: &[(String, String)]) -> Result<TopicOverrides, ConfigEr
         };
     }
     Ok((by_event, by_family))
+}
+
+/// Names the bridge reads, by prefix: a value of one of these that is not UTF-8 is a
+/// configuration error naming it.
+const OWN_PREFIXES: &[&str] = &[
+    "KAFKA_",
+    "ZEGO_",
+    "SPOOL_",
+    "TLS_",
+    "BIND_ADDR",
+    "CALLBACK_PATH",
+    "MAX_",
+    "DEDUP_",
+    "TIMESTAMP_",
+    "UNKNOWN_EVENTS",
+    "RUST_LOG",
+    "LOG_FORMAT",
+];
+
+/// The process environment as text. `std::env::vars()` panics on any variable that is not
+/// UTF-8, even one the bridge never reads: such a variable is skipped, unless its name is one
+/// of the bridge's, which stops start-up with a line naming it.
+pub fn environment() -> Result<Vec<(String, String)>, ConfigError> {
+    let mut vars = Vec::new();
+    for (name, value) in std::env::vars_os() {
+        let Ok(name) = name.into_string() else {
+            continue;
+        };
+        match value.into_string() {
+            Ok(value) => vars.push((name, value)),
+            Err(_) if OWN_PREFIXES.iter().any(|p| name.starts_with(p)) => {
+                return Err(ConfigError(format!("{name} is not valid UTF-8")));
+            }
+            Err(_) => {}
+        }
+    }
+    Ok(vars)
 }
 
 /// The variables as envy reads them.
@@ -551,6 +595,9 @@ mod tests {
         assert!(error_of(&[("KAFKA_TOPIC_CALL_DANCE", "x")]).contains("KAFKA_TOPIC_CALL_DANCE"));
         assert!(error_of(&[("KAFKA_TOPIC_CALL_ACCEPT", "a b")]).contains("KAFKA_TOPIC_CALL_ACCEPT"));
         assert!(error_of(&[("KAFKA_TOPIC", "bad topic!")]).contains("KAFKA_TOPIC"));
+        // Kafka's own reserved names.
+        assert!(error_of(&[("KAFKA_TOPIC", ".")]).contains("KAFKA_TOPIC"));
+        assert!(error_of(&[("KAFKA_TOPIC_RTC", "..")]).contains("KAFKA_TOPIC_RTC"));
     }
 
     #[test]
@@ -559,6 +606,11 @@ mod tests {
         assert!(error_of(&[("CALLBACK_PATH", "/metrics")]).contains("CALLBACK_PATH"));
         assert!(error_of(&[("UNKNOWN_EVENTS", "drop")]).contains("UNKNOWN_EVENTS"));
         assert!(error_of(&[("ZEGO_FAMILIES", "call,chat")]).contains("ZEGO_FAMILIES"));
+        assert!(error_of(&[("ZEGO_FAMILIES", ",")]).contains("ZEGO_FAMILIES"));
+        assert!(
+            error_of(&[("SPOOL_DIR", "/s"), ("SPOOL_MAX_BYTES", "3000")])
+                .contains("SPOOL_MAX_BYTES")
+        );
         let calls_only = with(&[("ZEGO_FAMILIES", "call")]).unwrap().policy.families;
         assert_eq!(calls_only.into_iter().collect::<Vec<_>>(), [Family::Call]);
         assert_eq!(

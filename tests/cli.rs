@@ -82,6 +82,39 @@ fn every_bad_setting_is_one_line_naming_its_variable_whatever_the_log_filter() {
 }
 
 #[test]
+fn a_variable_that_is_not_utf8_is_skipped_or_named_never_a_panic() {
+    use std::os::unix::ffi::OsStrExt;
+    let not_utf8 = std::ffi::OsStr::from_bytes(b"caf\xe9");
+    // Not the bridge's: skipped, and start-up goes on to the real problem (no secret).
+    let mut command = bridge(
+        &[],
+        &[
+            ("KAFKA_BROKERS", "127.0.0.1:1"),
+            ("BIND_ADDR", "127.0.0.1:0"),
+        ],
+    );
+    command.env("SOME_OTHER_TOOLS_SETTING", not_utf8);
+    let output = command.output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("ZEGO_CALLBACK_SECRET is required"),
+        "{stderr}"
+    );
+    // The bridge's own: named.
+    let mut command = bridge(&[], &VALID);
+    command.env("ZEGO_APP_IDS", not_utf8);
+    let output = command.output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("ZEGO_APP_IDS is not valid UTF-8"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn a_sensitive_kafka_option_is_never_echoed() {
     // librdkafka refuses the value of an unknown mechanism; the password beside it stays hidden.
     let output = run(

@@ -87,6 +87,12 @@ pub fn parse_families(text: &str) -> Result<BTreeSet<Family>, String> {
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .collect();
+    if names.is_empty() && !text.trim().is_empty() {
+        // `,` or `, ,`: a list that names nothing is a mistake, not "all".
+        return Err(format!(
+            "{text:?} names no family; leave it unset or say all"
+        ));
+    }
     if names.is_empty() || names == ["all"] {
         return Ok(Family::ALL.into_iter().collect());
     }
@@ -119,5 +125,8 @@ mod tests {
         assert!(parse_families("call,chat")
             .unwrap_err()
             .contains("\"chat\""));
+        // A list that names nothing is a typo, not "all".
+        assert!(parse_families(",").unwrap_err().contains("names no family"));
+        assert!(parse_families(" , ").is_err());
     }
 }

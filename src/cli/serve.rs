@@ -20,7 +20,13 @@ type EmbeddedCluster = MockCluster<'static, DefaultProducerContext>;
 
 /// Serves; `embedded_kafka` is `Some(fixed port or none)` with `--embedded-kafka`.
 pub async fn run(embedded_kafka: Option<Option<u16>>) -> i32 {
-    let mut vars: Vec<(String, String)> = std::env::vars().collect();
+    let mut vars = match crate::config::environment() {
+        Ok(vars) => vars,
+        Err(e) => {
+            eprintln!("{e}");
+            return 2;
+        }
+    };
     // The embedded broker is started first, so its address is a setting like any other.
     let embedded = match embedded_kafka {
         None => None,

@@ -169,8 +169,11 @@ fn is_sensitive(option: &str) -> bool {
         .any(|part| option.contains(part))
 }
 
-/// A topic name Kafka accepts.
+/// A topic name Kafka accepts (Kafka also refuses `.` and `..`).
 pub fn validate_topic(name: &str) -> Result<(), String> {
+    if name == "." || name == ".." {
+        return Err(format!("{name:?} is not a topic name Kafka accepts"));
+    }
     let valid = !name.is_empty()
         && name.len() <= 249
         && name
