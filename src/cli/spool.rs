@@ -82,7 +82,7 @@ fn inspect(dir: PathBuf) -> i32 {
 }
 
 async fn drain(dir: PathBuf, patience: Duration) -> i32 {
-    let kafka = match kafka_from_vars(std::env::vars()) {
+    let kafka = match crate::config::environment().and_then(kafka_from_vars) {
         Ok(kafka) => kafka,
         Err(e) => {
             eprintln!("{e}");

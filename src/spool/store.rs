@@ -4,7 +4,7 @@
 //! offline tools (`zego-kafka-bridge spool …`) call it.
 //!
 //! - Append: one transaction per group of callbacks, durable before `commit` returns
-//!   (`synchronous=FULL`: the write-ahead log is flushed with `fdatasync` on every commit).
+//!   (`synchronous=FULL`: the write-ahead log is flushed with `fsync` on every commit).
 //! - Ack: the acknowledged records are deleted in one transaction.
 //! - Space: `auto_vacuum=INCREMENTAL` gives the pages of deleted records back to the file
 //!   system when the spool is drained, and the write-ahead log is truncated then too.
@@ -27,6 +27,13 @@ const LOCK_FILE: &str = "lock";
 /// The write-ahead log is checkpointed into the database past this many pages (SQLite's own
 /// default), or a quarter of `SPOOL_MAX_BYTES` if smaller, so it stays inside the limit.
 const WAL_PAGES: u64 = 1000;
+/// SQLite's default page size, which the spool keeps.
+const PAGE_SIZE: u64 = 4096;
+
+/// How large the write-ahead log grows before it is checkpointed and cut back.
+pub fn wal_limit_bytes(max_bytes: u64) -> u64 {
+    WAL_PAGES.min(max_bytes / 4 / PAGE_SIZE).max(2) * PAGE_SIZE
+}
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS records (
@@ -69,6 +76,8 @@ pub struct Usage {
     pub used_bytes: u64,
     /// Bytes of the files (database and write-ahead log), free pages included.
     pub file_bytes: u64,
+    /// Bytes of the write-ahead log alone.
+    pub wal_bytes: u64,
 }
 
 impl Store {
@@ -100,10 +109,7 @@ impl Store {
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(|e| format!("SPOOL_DIR={}: cannot open {DB_FILE}: {e}", dir.display()))?;
-        let page_size: u64 = conn
-            .query_row("PRAGMA page_size", [], |r| r.get(0))
-            .map_err(|e| damaged(&e))?;
-        let wal_pages = WAL_PAGES.min(max_bytes / 4 / page_size.max(1)).max(2);
+        let wal_pages = wal_limit_bytes(max_bytes) / PAGE_SIZE;
         // auto_vacuum must be chosen before the first table exists; on an existing database
         // it is a no-op. EXCLUSIVE locking: one process, and no shared-memory file beside it.
         conn.execute_batch(&format!(
@@ -113,7 +119,7 @@ impl Store {
              PRAGMA synchronous = FULL;
              PRAGMA wal_autocheckpoint = {wal_pages};
              PRAGMA journal_size_limit = {};",
-            wal_pages * page_size
+            wal_pages * PAGE_SIZE
         ))
         .map_err(|e| damaged(&e))?;
         let check: String = conn
@@ -283,6 +289,7 @@ impl Store {
         Ok(Usage {
             used_bytes: (pages - free) * page_size + wal,
             file_bytes: pages * page_size + wal,
+            wal_bytes: wal,
         })
     }
 

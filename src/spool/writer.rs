@@ -11,7 +11,7 @@ use std::time::Instant;
 use tokio::sync::oneshot;
 
 use super::legacy;
-use super::store::{Front, Store};
+use super::store::{self, Front, Store};
 use super::SpoolError;
 use crate::clock::unix_ms;
 use crate::metrics::Metrics;
@@ -19,6 +19,11 @@ use crate::publish::{Record, SpoolStamp};
 
 /// Most appends committed together.
 const MAX_GROUP: usize = 4096;
+/// Free disk space the spool never takes for new records, beside room for the write-ahead log
+/// to grow to its limit: what a delete transaction and its checkpoint need (a few pages
+/// whatever the number of records), so a spool that filled the disk can still forward, delete
+/// and give the space back.
+const HEADROOM_SLACK: u64 = 64 << 10;
 /// What a record costs on disk beyond its value and names (row header, page slack): only for
 /// the `SPOOL_MAX_BYTES` check before a commit; the real size is read after it.
 const ROW_OVERHEAD: u64 = 128;
@@ -114,6 +119,7 @@ impl Log {
                         shared,
                         metrics,
                         max_bytes,
+                        wal_limit: store::wal_limit_bytes(max_bytes),
                         acked: BTreeSet::new(),
                         unreadable: BTreeSet::new(),
                         delete_failing: false,
@@ -240,6 +246,8 @@ struct Worker {
     shared: Arc<Mutex<Shared>>,
     metrics: Arc<Metrics>,
     max_bytes: u64,
+    /// How large the write-ahead log may grow before it is checkpointed.
+    wal_limit: u64,
     /// Acknowledged by Kafka, delete not yet committed (a failing disk): never read again.
     acked: BTreeSet<u64>,
     /// Rows that cannot be read back as records: reported once, kept, never published.
@@ -301,21 +309,36 @@ impl Worker {
 
     /// Commits a group as one transaction, refusing first what would pass `SPOOL_MAX_BYTES`.
     fn commit_group(&mut self, group: Vec<Waiting>) {
-        let mut used = self.store.usage().map_or(0, |u| u.used_bytes);
+        let usage = self.store.usage().unwrap_or_default();
+        let mut used = usage.used_bytes;
+        // Kept free: room for the write-ahead log to grow to its limit, and the slack for
+        // deletes. A record then takes about one and a half times its bytes in the database's
+        // pages (rows share pages).
+        let headroom = self.wal_limit.saturating_sub(usage.wal_bytes) + HEADROOM_SLACK;
+        let mut free = free_bytes(self.store.dir()).map(|f| f.saturating_sub(headroom));
         let mut taken = Vec::with_capacity(group.len());
         for (record, reply) in group {
             let cost = record_cost(&record);
-            if used + cost > self.max_bytes {
+            let disk_low = free.is_some_and(|f| f < cost * 3 / 2);
+            if used + cost > self.max_bytes || disk_low {
                 if !std::mem::replace(&mut self.shared().full, true) {
-                    log::error!(
-                        "spool full (SPOOL_MAX_BYTES={}): answering 503 until the drain frees space",
-                        self.max_bytes
-                    );
+                    if disk_low {
+                        log::error!(
+                            "spool full: the disk under {} is nearly full (about {headroom} bytes are kept free for forwarding what the spool holds): answering 503 until the drain frees space",
+                            self.store.dir().display(),
+                        );
+                    } else {
+                        log::error!(
+                            "spool full (SPOOL_MAX_BYTES={}): answering 503 until the drain frees space",
+                            self.max_bytes
+                        );
+                    }
                 }
                 let _ = reply.send(Err(SpoolError::Full));
                 continue;
             }
             used += cost;
+            free = free.map(|f| f - cost * 3 / 2);
             taken.push((record, reply));
         }
         if taken.is_empty() {
@@ -408,6 +431,10 @@ impl Worker {
                 show(&mut shared, &self.store, &self.metrics);
             }
             Err(why) => {
+                {
+                    let mut shared = self.shared.lock().unwrap_or_else(|p| p.into_inner());
+                    show(&mut shared, &self.store, &self.metrics);
+                }
                 if !std::mem::replace(&mut self.delete_failing, true) {
                     log::warn!(
                         "spool: cannot delete {} forwarded records yet ({why}); retrying with the next ones. They are not sent again unless the bridge restarts first",
@@ -434,6 +461,12 @@ impl Worker {
         shared.full = false;
         show(&mut shared, &self.store, &self.metrics);
     }
+}
+
+/// Bytes free for an unprivileged writer on the file system holding `dir`.
+fn free_bytes(dir: &Path) -> Option<u64> {
+    let stat = rustix::fs::statvfs(dir).ok()?;
+    Some(stat.f_bavail.saturating_mul(stat.f_frsize))
 }
 
 fn record_cost(record: &Record) -> u64 {

@@ -149,7 +149,7 @@ async fn the_drain_gets_through_produce_errors_and_a_replaced_producer() {
 async fn a_full_spool_answers_503_spool_full_and_readyz_follows() {
     let dir = spool_dir();
     // An empty spool database takes a few pages; this leaves room for a handful of callbacks.
-    let app = spawn_app_with(&[("SPOOL_DIR", &dir), ("SPOOL_MAX_BYTES", "40000")]).await;
+    let app = spawn_app_with(&[("SPOOL_DIR", &dir), ("SPOOL_MAX_BYTES", "80000")]).await;
     app.wait_for_metric("zego_broker_reachable", 1.0).await;
     app.cluster.broker_down(1).unwrap();
     let mut answers: Vec<Answer> = Vec::new();

@@ -131,8 +131,10 @@ impl Process {
 
 impl Drop for Process {
     fn drop(&mut self) {
+        // Thaws a frozen process so it can die; says nothing if it is gone already.
         let _ = Command::new("kill")
             .args(["-CONT", &self.pid().to_string()])
+            .stderr(Stdio::null())
             .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
