@@ -182,6 +182,9 @@ pub struct EventSpec {
     pub name: &'static str,
     /// True when any event name of the family matches this spec (AI Agent's `Event`).
     pub any_name: bool,
+    /// Other spellings ZEGOCLOUD's pages show for this event (accepted as it, recorded under
+    /// `name`).
+    pub aliases: &'static [&'static str],
     pub title: &'static str,
     pub rules: &'static [FieldRule],
     /// The record key: the first of these fields that holds a non-empty string.
@@ -240,6 +243,7 @@ const fn spec(
         family,
         name,
         any_name: false,
+        aliases: &[],
         title,
         rules,
         key,
@@ -292,6 +296,22 @@ static SPECS: &[EventSpec] = &[
         "call_reject",
         "call_reject: invitee rejected",
         ANSWER_RULES,
+        &["call_id"],
+        NO_HEADERS,
+    ),
+    // "Callback on call invitation during a call" (advanced mode: a user in a call invites
+    // another), https://www.zegocloud.com/docs/zim-server/callbacks/call-invitation-during-a-call
+    // invite_time in milliseconds.
+    spec(
+        Family::Call,
+        "call_invite",
+        "call_invite: a user in the call invited others",
+        &[
+            required("call_id", Text),
+            required("user_ids", TextList),
+            required("inviter", Text),
+            required("invite_time", Integer),
+        ],
         &["call_id"],
         NO_HEADERS,
     ),
@@ -351,19 +371,25 @@ static SPECS: &[EventSpec] = &[
         &["group_id"],
         NO_HEADERS,
     ),
-    spec(
-        Family::Group,
-        "group_join",
-        "group_join: users joined a group",
-        &[
-            required("group_id", Text),
-            optional("operator_account", Text),
-            optional("join_type", Text),
-            optional("new_user_ids", TextList),
-        ],
-        &["group_id"],
-        NO_HEADERS,
-    ),
+    // "Callback on group joined", https://www.zegocloud.com/docs/zim-server/callbacks/group/group-joined
+    // Its sample says Apply_join_group (its table names another page's event, group_destroy);
+    // the Chinese page and the callback list say group_join. Both spellings are accepted.
+    EventSpec {
+        aliases: &["Apply_join_group"],
+        ..spec(
+            Family::Group,
+            "group_join",
+            "group_join: users joined a group",
+            &[
+                required("group_id", Text),
+                optional("operator_account", Text),
+                optional("join_type", Text),
+                optional("new_user_ids", TextList),
+            ],
+            &["group_id"],
+            NO_HEADERS,
+        )
+    },
     spec(
         Family::Group,
         "group_exit",
@@ -444,14 +470,18 @@ static SPECS: &[EventSpec] = &[
         &["room_id"],
         RTC_ROOM_HEADERS,
     ),
+    // "Room destroyed Callback": Express sends room_close (never room_destroy, which is In-app
+    // Chat's), https://www.zegocloud.com/docs/real-time-video-server/callback/room/destroyed
+    // (close_reason 0-3, room_close_time a string of milliseconds).
     spec(
         Family::Rtc,
-        "room_destroy",
-        "room_destroy: an RTC room was destroyed",
+        "room_close",
+        "room_close: an RTC room was destroyed",
         &[
             required("room_id", Text),
             optional("room_session_id", TextOrInteger),
             optional("close_reason", TextOrInteger),
+            optional("room_close_time", TextOrInteger),
         ],
         &["room_id"],
         RTC_ROOM_HEADERS,
@@ -519,19 +549,21 @@ static SPECS: &[EventSpec] = &[
         RTC_KEY,
         RTC_STREAM_HEADERS,
     ),
+    // "Recording File Generated Callback" (CDN recording): no room, only the stream's alias,
+    // https://www.zegocloud.com/docs/real-time-video-server/callback/cdn/cdn-record-completed
+    // extra_params is documented as a string whose content depends on the CDN: left untyped.
     spec(
         Family::Rtc,
         "record",
-        "record: a stream recording file is ready",
+        "record: a CDN recording file is ready",
         &[
-            optional("room_id", Text),
-            optional("channel_id", Text),
-            optional("stream_id", Text),
-            optional("stream_seq", TextOrInteger),
-            optional("third_define_data", Text),
+            required("stream_alias", Text),
+            optional("replay_url", Text),
+            optional("begin_time", TextOrInteger),
+            optional("end_time", TextOrInteger),
         ],
-        RTC_KEY,
-        RTC_STREAM_HEADERS,
+        &["stream_alias"],
+        &[("stream_alias", "zego-stream-id")],
     ),
     // Cloud recording: no event name; `event_type` says what happened.
     spec(
@@ -558,6 +590,7 @@ static SPECS: &[EventSpec] = &[
         family: Family::AiAgent,
         name: "ai_agent_event",
         any_name: true,
+        aliases: &[],
         title: "AI Agent event (any Event name)",
         rules: &[
             required("AgentInstanceId", Text),
@@ -595,11 +628,12 @@ impl EventKind {
         self.spec().family
     }
 
-    /// The event `name` as `product` sends it.
+    /// The event `name` as `product` sends it (or one of its other spellings).
     pub fn lookup(product: Product, name: &str) -> Option<EventKind> {
         EventKind::all().find(|k| {
             let spec = k.spec();
-            spec.family.product() == product && (spec.any_name || spec.name == name)
+            spec.family.product() == product
+                && (spec.any_name || spec.name == name || spec.aliases.contains(&name))
         })
     }
 
@@ -641,6 +675,15 @@ pub mod call {
     }
     pub fn timeout() -> EventKind {
         named("call_timeout")
+    }
+    pub fn invite() -> EventKind {
+        named("call_invite")
+    }
+
+    /// A call's life in normal mode, in order: what `simulate --event family` sends. The
+    /// family also has `call_invite` (advanced mode: an invitation during a call).
+    pub fn normal_life() -> [EventKind; 5] {
+        [create(), cancel(), accept(), reject(), timeout()]
     }
 }
 
@@ -693,5 +736,16 @@ mod tests {
         assert_eq!(call::accept().name(), "call_accept");
         assert_eq!(EventKind::named("room_create"), Some(zim));
         assert_eq!(EventKind::named("ai_agent_event"), None);
+        // Another spelling a page shows is the same event; RTC sends room_close, not destroy.
+        assert_eq!(
+            EventKind::lookup(Product::Zim, "Apply_join_group").map(EventKind::name),
+            Some("group_join")
+        );
+        assert_eq!(
+            EventKind::lookup(Product::Rtc, "room_close").map(|k| k.family()),
+            Some(Family::Rtc)
+        );
+        assert_eq!(EventKind::lookup(Product::Rtc, "room_destroy"), None);
+        assert_eq!(call::invite().family(), Family::Call);
     }
 }

@@ -188,6 +188,12 @@ pub fn verify(
         // Serialising a Map of Values cannot fail.
         None => Bytes::from(serde_json::to_vec(&fields).unwrap_or_default()),
     };
+    // Recorded under the catalogue's name when the body used another spelling a page shows
+    // (`Apply_join_group` is `group_join`); open-ended names (AI Agent) as sent.
+    let event = match kind {
+        Some(kind) if !kind.spec().any_name => kind.name().to_string(),
+        _ => event,
+    };
     Ok(Callback {
         kind,
         event,

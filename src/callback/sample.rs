@@ -24,6 +24,11 @@ pub fn event_fields(kind: EventKind, key: &str, now_ms: i64) -> Map<String, Valu
             json!({"call_id": key, "user_id": "abc", "extend_data": "extendData"})
         }
         "call_timeout" => json!({"call_id": key, "user_ids": ["def"]}),
+        // The page's sample as stored here ends after user_ids ["abc","def"]: inviter and
+        // invite_time are filled as its table types them.
+        "call_invite" => {
+            json!({"call_id": key, "user_ids": ["abc", "def"], "inviter": "abc", "invite_time": now_ms})
+        }
         "user_action" => {
             json!({"user_id": key, "user_name": "Alice", "os": "ANDROID", "action": 0, "session_id": "7290411245098426369", "login_time": now_ms})
         }
@@ -58,9 +63,11 @@ pub fn event_fields(kind: EventKind, key: &str, now_ms: i64) -> Map<String, Valu
             "room_id": key, "room_session_id": 858993459200000001_u64,
             "room_create_time": now_ms.to_string(), "id_name": "userA",
         }),
-        "room_destroy" => {
-            json!({"room_id": key, "room_session_id": 858993459200000001_u64, "close_reason": 1})
-        }
+        // The "Room destroyed Callback" page's sample.
+        "room_close" => json!({
+            "room_id": key, "room_session_id": 858012925204410400_u64, "close_reason": 1,
+            "room_close_time": now_ms.to_string(),
+        }),
         "room_login" => json!({
             "room_id": key, "room_name": "room", "room_seq": "858993459200000001",
             "user_account": "userA", "user_nickname": "A", "session_id": "1234567",
@@ -71,7 +78,12 @@ pub fn event_fields(kind: EventKind, key: &str, now_ms: i64) -> Map<String, Valu
             "user_nickname": "A", "session_id": "1234567", "logout_time": now_ms.to_string(),
             "reason": "0",
         }),
-        "stream_create" | "stream_close" | "record" => json!({
+        // The "Recording File Generated Callback" page's sample.
+        "record" => json!({
+            "stream_alias": key, "replay_url": "replay_url", "begin_time": "1481597358",
+            "end_time": "1481597358", "extra_params": "extra_params",
+        }),
+        "stream_create" | "stream_close" => json!({
             "room_id": key, "channel_id": key, "room_session_id": "858993459200000001",
             "user_id": "userA", "user_name": "A", "stream_id": "stream-1",
             "stream_seq": "17", "third_define_data": "{\"k\":\"v\"}", "create_time": now_ms.to_string(),

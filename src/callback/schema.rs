@@ -26,8 +26,13 @@ pub fn for_event(kind: EventKind) -> Value {
             event,
             if spec.any_name {
                 json!({"type": "string", "description": "the event name; also the zego-event header"})
-            } else {
+            } else if spec.aliases.is_empty() {
                 json!({"const": spec.name})
+            } else {
+                let names: Vec<&str> = std::iter::once(spec.name)
+                    .chain(spec.aliases.iter().copied())
+                    .collect();
+                json!({"enum": names, "description": format!("as sent; the zego-event header says {}", spec.name)})
             },
         );
     }

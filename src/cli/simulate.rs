@@ -258,7 +258,10 @@ fn planned_events(args: &SimulateArgs) -> Result<Vec<Planned>, String> {
         return Ok(events);
     }
     Ok(match event.unwrap_or("call_accept") {
-        "family" => Family::Call.events().map(Planned::of).collect(),
+        "family" => crate::callback::catalogue::call::normal_life()
+            .into_iter()
+            .map(Planned::of)
+            .collect(),
         name => {
             let kind = EventKind::named(name);
             vec![Planned {

@@ -260,3 +260,91 @@ async fn millisecond_timestamps_are_windowed_like_seconds() {
         200
     );
 }
+
+/// The callbacks the previous catalogue refused, each as its ZEGOCLOUD page's own sample (only
+/// the timestamp made current and the signature computed): accepted on its product's path,
+/// keyed, with its headers, valid against its schema; a forged copy refused.
+/// - `room_close`: "Room destroyed Callback" (Express),
+///   https://www.zegocloud.com/docs/real-time-video-server/callback/room/destroyed
+/// - `record`: "Recording File Generated Callback" (Express, CDN recording),
+///   https://www.zegocloud.com/docs/real-time-video-server/callback/cdn/cdn-record-completed
+/// - `call_invite`: "Callback on call invitation during a call" (In-app Chat; the stored page's
+///   sample ends after `user_ids`, so `inviter` and `invite_time` follow its table),
+///   https://www.zegocloud.com/docs/zim-server/callbacks/call-invitation-during-a-call
+/// - `Apply_join_group`: "Callback on group joined" (In-app Chat),
+///   https://www.zegocloud.com/docs/zim-server/callbacks/group/group-joined
+#[actix_web::test]
+async fn the_pages_samples_of_the_events_refused_before_now_land() {
+    let app = spawn_app().await;
+    let now = now_secs();
+    let cases = [
+        (
+            Product::Rtc,
+            "room_close",
+            "rid_1242649",
+            json!({"event": "room_close", "appid": 1, "timestamp": now, "nonce": "350176",
+                   "signature": "signature", "room_id": "rid_1242649",
+                   "room_session_id": 858012925204410400_u64, "close_reason": 1,
+                   "room_close_time": "1499676989909"}),
+            vec![("zego-room-session-id", "858012925204410400")],
+        ),
+        (
+            Product::Rtc,
+            "record",
+            "aaaa",
+            json!({"stream_alias": "aaaa", "replay_url": "replay_url", "begin_time": "1481597358",
+                   "end_time": "1481597358", "timestamp": now.to_string(), "nonce": "158273",
+                   "signature": "signature", "appid": "1", "event": "record",
+                   "extra_params": "extra_params"}),
+            vec![("zego-stream-id", "aaaa")],
+        ),
+        (
+            Product::Zim,
+            "call_invite",
+            "3501761173612493269",
+            json!({"appid": "1", "event": "call_invite", "nonce": "350176", "signature": "signature",
+                   "timestamp": now, "call_id": "3501761173612493269", "user_ids": ["abc", "def"],
+                   "inviter": "abc", "invite_time": now * 1000}),
+            vec![],
+        ),
+        (
+            Product::Zim,
+            "group_join",
+            "1",
+            json!({"appid": "1", "event": "Apply_join_group", "group_id": "1", "nonce": "350176",
+                   "signature": "signature", "operator_account": "userA", "join_type": "Apply",
+                   "new_user_ids": ["Tony", "Jenny"], "timestamp": now.to_string()}),
+            vec![],
+        ),
+    ];
+    for (product, name, key, mut body, headers) in cases {
+        resign(&mut body);
+        let mut forged = body.clone();
+        forged["signature"] = json!("0".repeat(40));
+        let refused = app.post_json_to(product, &forged).await;
+        assert_eq!(refused.status, 401, "{name}: {refused:?}");
+        let answer = app.post_json_to(product, &body).await;
+        assert_eq!(answer.status, 200, "{name}: {answer:?}");
+        let records = app.records(TOPIC);
+        let record = find(&records, &body);
+        assert_eq!(record.key.as_deref(), Some(key), "{name}");
+        // Recorded under the catalogue's name, whatever spelling the body used.
+        assert_eq!(record.headers["zego-event"], name);
+        for (header, value) in headers {
+            assert_eq!(record.headers[header], value, "{name}: {header}");
+        }
+        let kind = EventKind::lookup(product, name).unwrap();
+        let value = record.json();
+        assert_eq!(value, body, "{name}: the value is the callback as sent");
+        let errors: Vec<String> = schema(kind)
+            .iter_errors(&value)
+            .map(|e| e.to_string())
+            .collect();
+        assert!(errors.is_empty(), "{name}: {errors:?}");
+    }
+    assert_eq!(
+        app.records(TOPIC).len(),
+        4,
+        "the forged copies landed nothing"
+    );
+}
