@@ -20,6 +20,8 @@ pub struct Metrics {
     pub in_flight: IntGauge,
     /// `MAX_IN_FLIGHT`, so alerts can compare `zego_in_flight` with it.
     pub in_flight_limit: IntGauge,
+    /// Request bytes held now (`MAX_BUFFERED_BYTES` is the limit), read at each scrape.
+    pub buffered_bytes: IntGauge,
     /// Callbacks answered from the dedupe cache.
     pub duplicates: IntCounter,
     /// 1 while the broker answers the readiness probe.
@@ -86,6 +88,11 @@ impl Metrics {
         let in_flight_limit = IntGauge::new(
             "zego_in_flight_limit",
             "MAX_IN_FLIGHT: callbacks awaiting an ack beyond which the answer is 503",
+        )
+        .expect("valid metric");
+        let buffered_bytes = IntGauge::new(
+            "zego_buffered_bytes",
+            "Request bytes held now, of MAX_BUFFERED_BYTES (bodies being read, verified or awaiting their ack)",
         )
         .expect("valid metric");
         let duplicates = IntCounter::new(
@@ -201,6 +208,7 @@ impl Metrics {
             Box::new(publish_seconds.clone()),
             Box::new(in_flight.clone()),
             Box::new(in_flight_limit.clone()),
+            Box::new(buffered_bytes.clone()),
             Box::new(duplicates.clone()),
             Box::new(broker_reachable.clone()),
             Box::new(producer_replacements.clone()),
@@ -231,6 +239,7 @@ impl Metrics {
             publish_seconds,
             in_flight,
             in_flight_limit,
+            buffered_bytes,
             duplicates,
             broker_reachable,
             producer_replacements,

@@ -114,7 +114,7 @@ async fn handle(
             return Err(Rejection::BodyTooLarge(state.limits.max_body_bytes).into());
         }
         let content_type = media_type(request)?;
-        let (bytes, budget) = read_body(payload, declared_length, state).await?;
+        let (bytes, budget) = read_body(payload, state).await?;
         let decoded = body::decode(bytes, content_type)?;
         let now = received_at_ms.div_euclid(1000);
         let callback = callback::verify(decoded, &state.policy, product, now)?;
@@ -272,7 +272,6 @@ fn media_type(request: &HttpRequest) -> Result<Option<&str>, Rejection> {
 /// `overloaded`, whatever the framing.
 async fn read_body<'s>(
     payload: &mut web::Payload,
-    declared_length: Option<u64>,
     state: &'s AppState,
 ) -> Result<(Bytes, SemaphorePermit<'s>), ApiError> {
     let limits = &state.limits;
@@ -283,14 +282,16 @@ async fn read_body<'s>(
         log::debug!("MAX_BUFFERED_BYTES reached: refusing a callback body");
         ApiError::from(PublishError::Overloaded)
     };
-    // A declared length is taken whole and up front: nothing is read into memory unaccounted.
+    // Charged by the bytes held, as they arrive, never by the declared `Content-Length`: a
+    // client that declares 64 KiB and sends nothing holds nothing, so a few kilobytes of request
+    // heads cannot exhaust the budget for everyone. The buffer grows with what arrives
+    // (amortised doubling: its capacity stays under twice the bytes charged).
     let mut budget = state
         .buffered
-        .try_acquire_many(declared_length.unwrap_or(0) as u32)
+        .try_acquire_many(0)
         .map_err(|_| over_budget())?;
     let read = async {
-        let capacity = declared_length.unwrap_or(1024).min(limit as u64) as usize;
-        let mut body = BytesMut::with_capacity(capacity);
+        let mut body = BytesMut::new();
         while let Some(chunk) = payload.next().await {
             let chunk = chunk
                 .map_err(|e| Rejection::MalformedBody(format!("could not read the body: {e}")))?;

@@ -27,6 +27,8 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     state.metrics.dedup_entries.set(state.dedup.len() as i64);
+    let held = state.limits.max_buffered_bytes - state.buffered.available_permits();
+    state.metrics.buffered_bytes.set(held as i64);
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(state.metrics.render())

@@ -307,3 +307,37 @@ async fn service_unavailable_503_overloaded_past_the_byte_budget() {
     keys.sort();
     assert_eq!(keys, ["first", "second"]);
 }
+
+/// Request heads that declare a large body and send almost nothing hold almost nothing: the
+/// byte budget counts bytes held, not the declared `Content-Length`, so they cannot make a
+/// genuine callback 503 (twenty such heads declare 1.3 MB against a 256 KiB budget).
+#[actix_web::test]
+async fn declared_but_unsent_bodies_do_not_exhaust_the_byte_budget() {
+    use tokio::io::AsyncWriteExt;
+    let app = spawn_app_with(&[("MAX_BUFFERED_BYTES", "262144")]).await;
+    app.wait_for_readyz(200).await;
+    let address = app.address.trim_start_matches("http://").to_string();
+    let mut held = Vec::new();
+    for _ in 0..20 {
+        let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+        stream
+            .write_all(b"POST /zego/callback HTTP/1.1\r\nHost: bridge\r\nContent-Type: application/json\r\nContent-Length: 65536\r\n\r\n{")
+            .await
+            .unwrap();
+        held.push(stream);
+    }
+    // Every head was read and its first body byte charged: 20 bytes held, not 1.3 MB.
+    app.wait_for_metric("zego_buffered_bytes", 20.0).await;
+    let genuine = app
+        .post_json(&signed(json!({"call_id": "despite-heads"})))
+        .await;
+    assert_eq!(genuine.status, 200, "{genuine:?}");
+    assert_eq!(app.metric("zego_buffered_bytes").await, 20.0);
+    drop(held);
+    let keys: Vec<_> = app
+        .records(TOPIC)
+        .into_iter()
+        .filter_map(|r| r.key)
+        .collect();
+    assert_eq!(keys, ["despite-heads"]);
+}
