@@ -318,6 +318,75 @@ fn topic_overrides(vars: &[(String, String)]) -> Result<TopicOverrides, ConfigEr
     Ok((by_event, by_family))
 }
 
+/// Every variable the bridge reads, besides the open-ended `KAFKA_TOPIC_<EVENT|FAMILY>` and
+/// `KAFKA_OPT_<NAME>`: the start-up warnings for unknown variables and the README's
+/// configuration table (a test) are checked against this one list.
+pub const KNOWN_VARIABLES: &[&str] = &[
+    "KAFKA_BROKERS",
+    "KAFKA_TOPIC",
+    "KAFKA_DELIVERY_TIMEOUT_MS",
+    "ZEGO_CALLBACK_SECRET",
+    "ZEGO_APP_IDS",
+    "BIND_ADDR",
+    "CALLBACK_PATH",
+    "ZEGO_FAMILIES",
+    "TIMESTAMP_TOLERANCE_SECS",
+    "MAX_BODY_BYTES",
+    "MAX_IN_FLIGHT",
+    "MAX_BUFFERED_BYTES",
+    "DEDUP_TTL_SECS",
+    "DEDUP_CAPACITY",
+    "SPOOL_DIR",
+    "SPOOL_MAX_BYTES",
+    "SPOOL_DRAIN_RATE",
+    "UNKNOWN_EVENTS",
+    "TLS_CERT_FILE",
+    "TLS_KEY_FILE",
+    "RUST_LOG",
+    "LOG_FORMAT",
+];
+
+/// A variable starting with one of these looks like the bridge's: if the bridge does not read
+/// it, start-up warns (a typo like `ZEGO_APPIDS` or `SPOOLDIR` would otherwise silently turn
+/// a protection off).
+const WATCHED_PREFIXES: &[&str] = &[
+    "KAFKA",
+    "ZEGO",
+    "SPOOL",
+    "TLS_",
+    "BIND",
+    "CALLBACK",
+    "MAX_",
+    "DEDUP",
+    "TIMESTAMP",
+    "UNKNOWN_EVENT",
+    "LOG_FORMAT",
+];
+
+/// Variables that look like the bridge's but are not read by it, each with the known variable
+/// closest to it.
+pub fn unknown_variables(vars: &[(String, String)]) -> Vec<(String, &'static str)> {
+    let mut unknown: Vec<(String, &'static str)> = vars
+        .iter()
+        .map(|(name, _)| name)
+        .filter(|name| WATCHED_PREFIXES.iter().any(|p| name.starts_with(p)))
+        .filter(|name| !KNOWN_VARIABLES.contains(&name.as_str()))
+        .filter(|name| !name.starts_with(TOPIC_PREFIX) && !name.starts_with(OPT_PREFIX))
+        .map(|name| {
+            let closest = KNOWN_VARIABLES
+                .iter()
+                .copied()
+                .max_by(|a, b| {
+                    strsim::jaro_winkler(name, a).total_cmp(&strsim::jaro_winkler(name, b))
+                })
+                .unwrap_or("KAFKA_BROKERS");
+            (name.clone(), closest)
+        })
+        .collect();
+    unknown.sort();
+    unknown
+}
+
 /// Names the bridge reads, by prefix: a value of one of these that is not UTF-8 is a
 /// configuration error naming it.
 const OWN_PREFIXES: &[&str] = &[
@@ -353,6 +422,44 @@ pub fn environment() -> Result<Vec<(String, String)>, ConfigError> {
         }
     }
     Ok(vars)
+}
+
+impl Settings {
+    /// The effective configuration in one line for the start-up log: every setting that
+    /// changes behaviour, secrets and sensitive options never shown (only how many secrets).
+    pub fn describe(&self) -> String {
+        let policy = &self.policy;
+        let app_ids = policy.app_ids.as_ref().map_or("any".to_string(), |ids| {
+            let mut ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+            ids.sort_unstable();
+            ids.join(",")
+        });
+        let families: Vec<&str> = policy.families.iter().map(|f| f.name()).collect();
+        let secs = |d: Option<Duration>| d.map_or("off".to_string(), |d| d.as_secs().to_string());
+        let spool = self.spool.as_ref().map_or("off".to_string(), |s| {
+            format!(
+                "{} SPOOL_MAX_BYTES={} SPOOL_DRAIN_RATE={}",
+                s.dir.display(),
+                s.max_bytes,
+                s.drain_rate
+            )
+        });
+        format!(
+            "configuration: ZEGO_CALLBACK_SECRET=({} secrets) ZEGO_APP_IDS={app_ids} ZEGO_FAMILIES={} TIMESTAMP_TOLERANCE_SECS={} UNKNOWN_EVENTS={:?} CALLBACK_PATH={} MAX_BODY_BYTES={} MAX_BUFFERED_BYTES={} MAX_IN_FLIGHT={} DEDUP_TTL_SECS={} DEDUP_CAPACITY={} KAFKA_DELIVERY_TIMEOUT_MS={} SPOOL_DIR={spool} TLS={}",
+            policy.secrets.len(),
+            families.join(","),
+            secs(policy.timestamp_tolerance),
+            policy.unknown_events,
+            self.http.callback_path,
+            self.http.max_body_bytes,
+            self.http.max_buffered_bytes,
+            self.max_in_flight,
+            secs(self.dedup_ttl),
+            self.dedup_capacity,
+            self.kafka.delivery_timeout.as_millis(),
+            if self.tls.is_some() { "on" } else { "off" },
+        )
+    }
 }
 
 /// The variables as envy reads them.
@@ -598,6 +705,70 @@ mod tests {
         // Kafka's own reserved names.
         assert!(error_of(&[("KAFKA_TOPIC", ".")]).contains("KAFKA_TOPIC"));
         assert!(error_of(&[("KAFKA_TOPIC_RTC", "..")]).contains("KAFKA_TOPIC_RTC"));
+    }
+
+    #[test]
+    fn typos_of_the_bridges_variables_are_named_with_the_closest_known_one() {
+        let found = unknown_variables(&vars(&[
+            ("ZEGO_APPIDS", "1"),
+            ("SPOOLDIR", "/data"),
+            ("KAFKA_BROKER", "k:9092"),
+            ("KAFKA_TOPIC_CALL_ACCEPT", "accepts"),
+            ("KAFKA_OPT_LINGER_MS", "1"),
+            ("ZEGO_CALLBACK_SECRET", "s"),
+            ("HOME", "/root"),
+            ("PATH", "/bin"),
+        ]));
+        assert_eq!(
+            found,
+            [
+                ("KAFKA_BROKER".to_string(), "KAFKA_BROKERS"),
+                ("SPOOLDIR".to_string(), "SPOOL_DIR"),
+                ("ZEGO_APPIDS".to_string(), "ZEGO_APP_IDS"),
+            ]
+        );
+    }
+
+    #[test]
+    fn the_effective_configuration_names_settings_never_secrets() {
+        let line = with(&[("ZEGO_APP_IDS", "7,3"), ("SPOOL_DIR", "/s")])
+            .unwrap()
+            .describe();
+        assert!(line.contains("ZEGO_APP_IDS=3,7"), "{line}");
+        assert!(line.contains("SPOOL_DIR=/s "), "{line}");
+        assert!(
+            line.contains("(1 secrets)") && !line.contains("s3cret"),
+            "{line}"
+        );
+    }
+
+    /// The README's configuration table lists exactly the variables the bridge reads.
+    #[test]
+    fn the_readme_table_lists_exactly_the_known_variables() {
+        let readme = include_str!("../README.md");
+        let table = readme
+            .split("## Configuration")
+            .nth(1)
+            .and_then(|rest| rest.split("\n## ").next())
+            .unwrap();
+        let mut listed: Vec<String> = table
+            .lines()
+            .filter(|l| l.starts_with("| `"))
+            .flat_map(|l| {
+                let first = l.split('|').nth(1).unwrap_or_default();
+                first
+                    .split('`')
+                    .enumerate()
+                    .filter(|(n, _)| n % 2 == 1)
+                    .map(|(_, name)| name.to_string())
+                    .collect::<Vec<_>>()
+            })
+            .filter(|name| !name.contains('<'))
+            .collect();
+        listed.sort();
+        let mut known: Vec<String> = KNOWN_VARIABLES.iter().map(|v| v.to_string()).collect();
+        known.sort();
+        assert_eq!(listed, known);
     }
 
     #[test]

@@ -807,3 +807,38 @@ fn verify_reads_each_products_envelope() {
         "In-app Chat's envelope has no `timestamp` here"
     );
 }
+
+/// A misspelled variable is named at start-up with the one it probably meant, and the
+/// effective configuration shows what the typo left in force (no allow-list, no spool).
+#[test]
+fn start_up_names_typos_and_says_what_it_runs_with() {
+    let _bridge = embedded_bridge(
+        "typos",
+        &[
+            ("ZEGO_APPIDS", "1"),
+            ("SPOOLDIR", "/data"),
+            ("RUST_LOG", "info"),
+        ],
+    );
+    let log =
+        std::fs::read_to_string(Path::new(env!("CARGO_TARGET_TMPDIR")).join("typos/bridge.log"))
+            .unwrap();
+    assert!(
+        log.contains("ZEGO_APPIDS is not a variable the bridge reads (did you mean ZEGO_APP_IDS?)"),
+        "{log}"
+    );
+    assert!(
+        log.contains("SPOOLDIR is not a variable the bridge reads (did you mean SPOOL_DIR?)"),
+        "{log}"
+    );
+    let configuration = log
+        .lines()
+        .find(|l| l.contains("configuration: "))
+        .unwrap_or_else(|| panic!("no configuration line: {log}"));
+    assert!(
+        configuration.contains("ZEGO_APP_IDS=any"),
+        "{configuration}"
+    );
+    assert!(configuration.contains("SPOOL_DIR=off"), "{configuration}");
+    assert!(!configuration.contains("s3cret"), "{configuration}");
+}

@@ -52,6 +52,7 @@ pub async fn run(embedded_kafka: Option<Option<u16>>) -> i32 {
             }
         },
     };
+    let unknown = crate::config::unknown_variables(&vars);
     let settings = match Settings::from_vars(vars) {
         Ok(settings) => settings,
         Err(e) => {
@@ -82,6 +83,7 @@ pub async fn run(embedded_kafka: Option<Option<u16>>) -> i32 {
         settings.kafka.topic,
         settings.kafka.loggable_options(),
     );
+    let described = settings.describe();
     let app = match Application::build(settings, listener) {
         Ok(app) => app,
         Err(e) => {
@@ -90,6 +92,12 @@ pub async fn run(embedded_kafka: Option<Option<u16>>) -> i32 {
         }
     };
     log::info!("{serving}");
+    log::info!("{}", described);
+    for (name, closest) in unknown {
+        log::warn!(
+            "{name} is not a variable the bridge reads (did you mean {closest}?): it has no effect"
+        );
+    }
     // `embedded` lives until here: dropping it stops the embedded broker.
     let served = app.run_until_stopped(shutdown_signal()).await;
     drop(embedded);
