@@ -22,6 +22,8 @@ pub struct Metrics {
     pub in_flight_limit: IntGauge,
     /// Request bytes held now (`MAX_BUFFERED_BYTES` is the limit), read at each scrape.
     pub buffered_bytes: IntGauge,
+    /// `before_send_msg` callbacks answered with the verdict but not published in time.
+    pub verdict_unpublished: IntCounter,
     /// Callbacks answered from the dedupe cache.
     pub duplicates: IntCounter,
     /// 1 while the broker answers the readiness probe.
@@ -93,6 +95,11 @@ impl Metrics {
         let buffered_bytes = IntGauge::new(
             "zego_buffered_bytes",
             "Request bytes held now, of MAX_BUFFERED_BYTES (bodies being read, verified or awaiting their ack)",
+        )
+        .expect("valid metric");
+        let verdict_unpublished = IntCounter::new(
+            "zego_before_send_msg_unpublished_total",
+            "before_send_msg callbacks answered \"send\" within ZIM's deadline but not published or spooled in time",
         )
         .expect("valid metric");
         let duplicates = IntCounter::new(
@@ -209,6 +216,7 @@ impl Metrics {
             Box::new(in_flight.clone()),
             Box::new(in_flight_limit.clone()),
             Box::new(buffered_bytes.clone()),
+            Box::new(verdict_unpublished.clone()),
             Box::new(duplicates.clone()),
             Box::new(broker_reachable.clone()),
             Box::new(producer_replacements.clone()),
@@ -240,6 +248,7 @@ impl Metrics {
             in_flight,
             in_flight_limit,
             buffered_bytes,
+            verdict_unpublished,
             duplicates,
             broker_reachable,
             producer_replacements,

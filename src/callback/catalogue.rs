@@ -347,6 +347,17 @@ static SPECS: &[EventSpec] = &[
         MESSAGE_KEY,
         MESSAGE_HEADERS,
     ),
+    // "Callback on message not sent yet", synchronous: ZIM waits at most 2.5 s for
+    // {"result": 0|1|2|3} and does not send the message when the answer fails,
+    // https://www.zegocloud.com/docs/zim-server/callbacks/message-not-sent-yet
+    spec(
+        Family::Message,
+        BEFORE_SEND_MSG,
+        "before_send_msg: a message is about to be sent (answered at once)",
+        MESSAGE_RULES,
+        MESSAGE_KEY,
+        MESSAGE_HEADERS,
+    ),
     spec(
         Family::Message,
         "bot_msg",
@@ -603,8 +614,9 @@ static SPECS: &[EventSpec] = &[
     },
 ];
 
-/// The event ZIM sends before delivering a message, waiting up to 2.5 s for a verdict: refused
-/// (`synchronous_event`), never published (README, "Callback families").
+/// The event ZIM sends before delivering a message, waiting up to 2.5 s for a verdict: always
+/// answered at once with the verdict that lets the message through (README, "Callback
+/// families"), published when Kafka takes it in time.
 pub const BEFORE_SEND_MSG: &str = "before_send_msg";
 
 /// A handle on one catalogued event.

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use serde_json::{Map, Value};
 
 use body::{DecodedBody, Encoding};
-use catalogue::{Family, Product, BEFORE_SEND_MSG};
+use catalogue::{Family, Product};
 use event::EventKind;
 use policy::{CallbackPolicy, UnknownEvents};
 
@@ -47,8 +47,6 @@ pub enum Rejection {
     UnsupportedEvent(String),
     #[error("event {0:?} belongs to the {1} family, which ZEGO_FAMILIES does not accept")]
     FamilyDisabled(String, &'static str),
-    #[error("before_send_msg waits for a verdict on every message: point it at a moderation service, not this bridge")]
-    SynchronousEvent,
 }
 
 impl Rejection {
@@ -68,7 +66,6 @@ impl Rejection {
             Rejection::UnknownApp => "unknown_app",
             Rejection::UnsupportedEvent(_) => "unsupported_event",
             Rejection::FamilyDisabled(..) => "family_disabled",
-            Rejection::SynchronousEvent => "synchronous_event",
         }
     }
 }
@@ -161,9 +158,6 @@ pub fn verify(
             .take(MAX_SHOWN_EVENT_CHARS)
             .collect::<String>()
     };
-    if product == Product::Zim && event == BEFORE_SEND_MSG {
-        return Err(Rejection::SynchronousEvent);
-    }
     let kind = EventKind::lookup(product, &event);
     if let Some(kind) = kind {
         if !policy.families.contains(&kind.family()) {

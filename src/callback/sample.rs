@@ -32,7 +32,7 @@ pub fn event_fields(kind: EventKind, key: &str, now_ms: i64) -> Map<String, Valu
         "user_action" => {
             json!({"user_id": key, "user_name": "Alice", "os": "ANDROID", "action": 0, "session_id": "7290411245098426369", "login_time": now_ms})
         }
-        "send_msg" | "bot_msg" => json!({
+        "send_msg" | "bot_msg" | "before_send_msg" => json!({
             "from_user_id": "abc", "conv_type": 0, "conv_id": key, "msg_type": 1,
             "msg_id": "7290411245098426370", "msg_time": now_ms,
             // ZIM URL-encodes the body text of some messages: consumers decode it.

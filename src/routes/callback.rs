@@ -1,7 +1,7 @@
 //! `POST {CALLBACK_PATH}[/rtc|/recording|/ai-agent]`: size → media type → parse → signature → timestamp → appid → event
 //! schema → dedupe → publish → answer. 200 only from a broker ack (or a remembered one).
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix_web::http::header::{CONTENT_ENCODING, CONTENT_TYPE};
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
@@ -12,7 +12,7 @@ use tokio::sync::SemaphorePermit;
 
 use super::held_payload::HeldPayload;
 use super::limits::declared_length;
-use crate::callback::catalogue::Product;
+use crate::callback::catalogue::{Product, BEFORE_SEND_MSG};
 use crate::callback::{self, body, Rejection};
 use crate::clock::unix_ms;
 use crate::dedup::{self, Claim, Remembered};
@@ -31,6 +31,21 @@ pub enum Delivered {
     Duplicate(Remembered),
     /// Kafka could not take it in time: durable in the spool, forwarded when Kafka is back.
     Spooled(SpoolStamp),
+    /// `before_send_msg`: answered with ZIM's verdict "send" within its deadline, whatever
+    /// Kafka did; `published` says whether the record was acknowledged or spooled in time.
+    Verdict { published: bool },
+}
+
+/// ZIM waits at most 2.5 s for a `before_send_msg` verdict; the answer leaves with margin for
+/// the network.
+const VERDICT_DEADLINE: Duration = Duration::from_secs(2);
+
+/// ZIM's answer body for `before_send_msg`: `result` 0 is "neutral: send the message".
+#[derive(Serialize)]
+struct Verdict {
+    result: u8,
+    ok: bool,
+    published: bool,
 }
 
 #[derive(Serialize)]
@@ -65,6 +80,14 @@ pub async fn receive(
         Ok(Delivered::Duplicate(Remembered::Acked(ack))) => (acked(ack, true), "duplicate"),
         Ok(Delivered::Duplicate(Remembered::Spooled(stamp))) => (spooled(stamp, true), "duplicate"),
         Ok(Delivered::Spooled(stamp)) => (spooled(stamp, false), "spooled"),
+        Ok(Delivered::Verdict { published }) => {
+            let response = HttpResponse::Ok().json(Verdict {
+                result: 0,
+                ok: true,
+                published: *published,
+            });
+            (response, if *published { "verdict" } else { "unpublished" })
+        }
         Err(error) => (error.error_response(), error.code()),
     };
     state
@@ -131,7 +154,30 @@ async fn handle(
     state.metrics.signed_with_secret(callback.secret);
     let event = callback.kind.map_or("other", |k| k.name());
     let record = state.kafka.record_for(callback, received_at_ms);
+    if event == BEFORE_SEND_MSG {
+        return (event, Ok(verdict(&record, state).await));
+    }
     (event, deliver(&record, state).await)
+}
+
+/// `before_send_msg` blocks the user's message until ZIM has an answer, and a failed answer
+/// drops the message: the verdict "send" goes out within `VERDICT_DEADLINE` whatever Kafka
+/// does, and the record is published (or spooled) if that happens in time. One that is not is
+/// counted and logged; `send_msg` still reports the message once it is sent.
+async fn verdict(record: &Record, state: &AppState) -> Delivered {
+    let published = matches!(
+        tokio::time::timeout(VERDICT_DEADLINE, deliver(record, state)).await,
+        Ok(Ok(_))
+    );
+    if !published {
+        state.metrics.verdict_unpublished.inc();
+        log::warn!(
+            "before_send_msg {} answered \"send\" without being published (Kafka did not take it within {} s)",
+            record.callback_id,
+            VERDICT_DEADLINE.as_secs()
+        );
+    }
+    Delivered::Verdict { published }
 }
 
 /// Dedupe, then publish (or spool).
@@ -166,6 +212,7 @@ async fn deliver(record: &Record, state: &AppState) -> Result<Delivered, ApiErro
             Ok(Delivered::Fresh(ack)) => Ok(Remembered::Acked(ack.clone())),
             Ok(Delivered::Spooled(stamp)) => Ok(Remembered::Spooled(*stamp)),
             Ok(Delivered::Duplicate(remembered)) => Ok(remembered.clone()),
+            Ok(Delivered::Verdict { .. }) => Err(PublishError::Unavailable("a verdict".into())),
             Err(ApiError::Publish(e)) => Err(e.clone()),
             Err(other) => Err(PublishError::Unavailable(other.to_string())),
         });

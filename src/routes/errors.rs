@@ -60,9 +60,9 @@ impl ResponseError for ApiError {
                 | Rejection::InvalidField(..) => StatusCode::BAD_REQUEST,
                 Rejection::InvalidSignature | Rejection::StaleTimestamp => StatusCode::UNAUTHORIZED,
                 Rejection::UnknownApp => StatusCode::FORBIDDEN,
-                Rejection::UnsupportedEvent(_)
-                | Rejection::FamilyDisabled(..)
-                | Rejection::SynchronousEvent => StatusCode::UNPROCESSABLE_ENTITY,
+                Rejection::UnsupportedEvent(_) | Rejection::FamilyDisabled(..) => {
+                    StatusCode::UNPROCESSABLE_ENTITY
+                }
             },
             ApiError::Publish(PublishError::Failed(_)) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Publish(_) | ApiError::Spool(_) => StatusCode::SERVICE_UNAVAILABLE,

@@ -192,18 +192,44 @@ async fn switched_off_families_are_refused_and_families_route_to_their_topics() 
     assert_eq!(default[0].headers["zego-family"], "call");
 }
 
+/// `before_send_msg` holds the user's message until ZIM has a verdict (2.5 s at most), and a
+/// failed answer drops the message: the bridge answers "send" (`{"result":0}`) in time whatever
+/// Kafka does, and publishes the record when the ack comes in time.
 #[actix_web::test]
-async fn before_send_msg_is_refused_as_synchronous_even_when_forwarding_unknown_events() {
-    let app = spawn_app_with(&[("UNKNOWN_EVENTS", "forward")]).await;
-    let mut body = signed(json!({"event": "before_send_msg", "from_user_id": "a", "conv_id": "b"}));
-    body.as_object_mut().unwrap().remove("call_id");
-    resign(&mut body);
+async fn before_send_msg_gets_the_send_verdict_in_time_and_is_published_when_kafka_takes_it() {
+    let app = spawn_app().await;
+    app.wait_for_readyz(200).await;
+    let kind = EventKind::lookup(Product::Zim, "before_send_msg").unwrap();
+    let body = sample_of(kind, "conv-1");
     let answer = app.post_json(&body).await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    assert_eq!(answer.body["result"], json!(0), "{answer:?}");
+    assert_eq!(answer.body["published"], json!(true), "{answer:?}");
+    let records = app.records(TOPIC);
+    let record = find(&records, &body);
+    assert_eq!(record.key.as_deref(), Some("conv-1"));
+    assert_eq!(record.headers["zego-event"], "before_send_msg");
+
+    // Kafka gone: still the verdict, inside ZIM's 2.5 s, counted as not published.
+    app.cluster.broker_down(1).unwrap();
+    let down = sample_of(kind, "conv-2");
+    let started = std::time::Instant::now();
+    let answer = app.post_json(&down).await;
+    let took = started.elapsed();
     assert_eq!(
-        (answer.status, answer.body["error"].as_str()),
-        (422, Some("synchronous_event"))
+        (answer.status, answer.body["result"].clone()),
+        (200, json!(0)),
+        "{answer:?}"
     );
-    assert!(app.records(TOPIC).is_empty());
+    assert_eq!(answer.body["published"], json!(false), "{answer:?}");
+    assert!(
+        took < std::time::Duration::from_millis(2500),
+        "answered after {took:?}"
+    );
+    assert_eq!(
+        app.metric("zego_before_send_msg_unpublished_total").await,
+        1.0
+    );
 }
 
 #[actix_web::test]
