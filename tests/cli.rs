@@ -845,3 +845,40 @@ fn start_up_names_typos_and_says_what_it_runs_with() {
     assert!(configuration.contains("SPOOL_DIR=off"), "{configuration}");
     assert!(!configuration.contains("s3cret"), "{configuration}");
 }
+
+/// Bad numbers and oversized input get a clear refusal, never a panic (exit 101).
+#[test]
+fn simulate_and_verify_refuse_bad_input_without_panicking() {
+    for schedule in ["nan", "-1", "inf", "2,x"] {
+        let flag = format!("--schedule={schedule}");
+        let output = run(&["simulate", "--secret", "s", &flag], &[]);
+        let (_, stderr) = text(&output);
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "--schedule {schedule}: {stderr}"
+        );
+        assert!(stderr.contains("not a number of seconds"), "{stderr}");
+    }
+    let output = run(&["simulate", "--secret", "s", "--duration-secs=-5"], &[]);
+    assert_eq!(output.status.code(), Some(2), "{:?}", text(&output));
+    // verify reads at most 16 MiB (more than any body the bridge would take).
+    let big = work_dir("verify-big").join("body.json");
+    std::fs::write(&big, vec![b' '; (16 << 20) + 10]).unwrap();
+    let output = run(
+        &[
+            "verify",
+            "--secret",
+            "s",
+            "--data",
+            &format!("@{}", big.display()),
+        ],
+        &[],
+    );
+    let (_, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("more than the bridge would read"),
+        "{stderr}"
+    );
+}

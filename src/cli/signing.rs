@@ -69,16 +69,36 @@ pub fn sign(args: SignArgs) -> i32 {
     0
 }
 
+/// The largest body `verify` reads: 16 MiB, past any sensible `MAX_BODY_BYTES`.
+const MAX_VERIFY_BYTES: u64 = 16 << 20;
+
 /// Runs the bridge's own checks on a body: exit 0 and which secret matched, or exit 1 and why.
 pub fn check(args: VerifyArgs) -> i32 {
-    let text = match args.data.as_deref() {
-        Some(path) if path.starts_with('@') => std::fs::read(&path[1..]),
-        Some(inline) => Ok(inline.as_bytes().to_vec()),
-        None => {
-            let mut stdin = Vec::new();
-            std::io::stdin().read_to_end(&mut stdin).map(|_| stdin)
-        }
+    // At most what the bridge itself would read (the largest MAX_BODY_BYTES), plus one byte
+    // to tell "too large" apart: a huge file or an endless pipe is refused, not slurped.
+    let bounded = |reader: &mut dyn Read| {
+        let mut body = Vec::new();
+        reader
+            .take(MAX_VERIFY_BYTES + 1)
+            .read_to_end(&mut body)
+            .map(|_| body)
     };
+    let text = match args.data.as_deref() {
+        Some(path) if path.starts_with('@') => {
+            std::fs::File::open(&path[1..]).and_then(|mut file| bounded(&mut file))
+        }
+        Some(inline) => Ok(inline.as_bytes().to_vec()),
+        None => bounded(&mut std::io::stdin()),
+    };
+    if text
+        .as_ref()
+        .is_ok_and(|t| t.len() as u64 > MAX_VERIFY_BYTES)
+    {
+        eprintln!(
+            "verify: the body is over {MAX_VERIFY_BYTES} bytes, more than the bridge would read"
+        );
+        return 2;
+    }
     let text = match text {
         Ok(text) => text,
         Err(e) => {

@@ -60,7 +60,7 @@ pub struct SimulateArgs {
     #[arg(long, default_value_t = 1)]
     pub concurrency: usize,
     /// Seconds to wait before each retry; after the last one the callback is given up.
-    #[arg(long, default_value = "2,4,8,16,32", value_delimiter = ',')]
+    #[arg(long, default_value = "2,4,8,16,32", value_delimiter = ',', value_parser = seconds)]
     pub schedule: Vec<f64>,
     /// Retry every non-2xx answer as ZEGOCLOUD does, even those no retry can fix (4xx).
     #[arg(long)]
@@ -72,7 +72,7 @@ pub struct SimulateArgs {
     #[arg(long)]
     pub no_retry: bool,
     /// Stop starting new calls after this many seconds (calls under way finish).
-    #[arg(long)]
+    #[arg(long, value_parser = seconds)]
     pub duration_secs: Option<f64>,
     /// Send application/x-www-form-urlencoded instead of JSON.
     #[arg(long)]
@@ -487,6 +487,14 @@ fn describe_send_error(url: &str, error: &awc::error::SendRequestError) -> Strin
 }
 
 /// A fresh attempt: new timestamp, nonce and signature, as ZEGOCLOUD sends each retry, with
+/// A number of seconds: finite and not negative (a NaN or negative pause would panic later).
+fn seconds(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(secs) if secs.is_finite() && secs >= 0.0 => Ok(secs),
+        _ => Err(format!("{text:?} is not a number of seconds (0 or more)")),
+    }
+}
+
 /// `--data` and `--set` applied before signing.
 fn callback_body(run: &Run, call_id: &str, planned: &Planned) -> Value {
     let args = &run.args;

@@ -82,8 +82,11 @@ fn app(
     let product_paths: Vec<_> = state.limits.product_paths().collect();
     let app = App::new()
         .app_data(state)
+        // HEAD too: some load balancers and uptime checks probe with it.
         .route("/healthz", web::get().to(health::healthz))
+        .route("/healthz", web::head().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
+        .route("/readyz", web::head().to(health::readyz))
         .route("/metrics", web::get().to(health::metrics));
     product_paths
         .into_iter()

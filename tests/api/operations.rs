@@ -10,6 +10,21 @@ use crate::helpers::{signed, spawn_app, spawn_app_with, PATIENT_DELIVERY, TOPIC}
 async fn healthz_answers_while_serving() {
     let app = spawn_app().await;
     assert_eq!(app.get("/healthz").await.0, 200);
+    // HEAD as well as GET, for probes that use it; no body.
+    for path in ["/healthz", "/readyz"] {
+        let mut head = app
+            .client
+            .head(format!("{}{path}", app.address))
+            .send()
+            .await
+            .unwrap();
+        assert_ne!(head.status().as_u16(), 404, "HEAD {path}");
+        assert_ne!(head.status().as_u16(), 405, "HEAD {path}");
+        assert!(
+            head.body().await.unwrap().is_empty(),
+            "HEAD {path} has no body"
+        );
+    }
 }
 
 #[actix_web::test]
