@@ -22,6 +22,9 @@ pub struct Metrics {
     pub in_flight_limit: IntGauge,
     /// Request bytes held now (`MAX_BUFFERED_BYTES` is the limit), read at each scrape.
     pub buffered_bytes: IntGauge,
+    /// Every answer that is not 200, by error code and product path (`unknown` for a path or
+    /// method the bridge does not serve): the one place a refused callback is counted.
+    pub refusals: IntCounterVec,
     /// `before_send_msg` callbacks answered with the verdict but not published in time.
     pub verdict_unpublished: IntCounter,
     /// Callbacks answered from the dedupe cache.
@@ -56,6 +59,32 @@ pub struct Metrics {
     /// Groups whose write or flush failed (their callbacks were answered 503).
     pub spool_write_failures: IntCounter,
 }
+
+/// Every error code an answer can carry (README, "HTTP interface"); `routes::errors` has a
+/// test that each one it produces is here.
+pub const REFUSAL_CODES: [&str; 18] = [
+    "body_too_large",
+    "body_timeout",
+    "unsupported_media_type",
+    "malformed_body",
+    "missing_field",
+    "invalid_field",
+    "invalid_signature",
+    "stale_timestamp",
+    "unknown_app",
+    "unsupported_event",
+    "family_disabled",
+    "overloaded",
+    "broker_unavailable",
+    "publish_failed",
+    "spool_full",
+    "spool_failed",
+    "not_found",
+    "method_not_allowed",
+];
+
+/// The `path` label of `zego_refusals_total`: each product's path, or `unknown`.
+pub const REFUSAL_PATHS: [&str; 5] = ["zim", "rtc", "recording", "ai-agent", "unknown"];
 
 /// Position labels for `signed_with`, so no label string is made per request.
 const SECRET_POSITIONS: [&str; 9] = ["1", "2", "3", "4", "5", "6", "7", "8", "9+"];
@@ -97,6 +126,20 @@ impl Metrics {
             "Request bytes held now, of MAX_BUFFERED_BYTES (bodies being read, verified or awaiting their ack)",
         )
         .expect("valid metric");
+        let refusals = IntCounterVec::new(
+            Opts::new(
+                "zego_refusals_total",
+                "Answers other than 200, by error code and product path (path=\"unknown\": a path or method the bridge does not serve)",
+            ),
+            &["code", "path"],
+        )
+        .expect("valid metric");
+        // Every combination at 0 from the start: increase() and alerts see the first one.
+        for code in REFUSAL_CODES {
+            for path in REFUSAL_PATHS {
+                refusals.with_label_values(&[code, path]);
+            }
+        }
         let verdict_unpublished = IntCounter::new(
             "zego_before_send_msg_unpublished_total",
             "before_send_msg callbacks answered \"send\" within ZIM's deadline but not published or spooled in time",
@@ -217,6 +260,7 @@ impl Metrics {
             Box::new(in_flight_limit.clone()),
             Box::new(buffered_bytes.clone()),
             Box::new(verdict_unpublished.clone()),
+            Box::new(refusals.clone()),
             Box::new(duplicates.clone()),
             Box::new(broker_reachable.clone()),
             Box::new(producer_replacements.clone()),
@@ -249,6 +293,7 @@ impl Metrics {
             in_flight_limit,
             buffered_bytes,
             verdict_unpublished,
+            refusals,
             duplicates,
             broker_reachable,
             producer_replacements,

@@ -75,6 +75,16 @@ impl Product {
         Product::ALL.into_iter().find(|p| p.name() == name)
     }
 
+    /// Its name in a sentence ("… it is an Express (RTC) event").
+    pub fn title(self) -> &'static str {
+        match self {
+            Product::Zim => "an In-app Chat",
+            Product::Rtc => "an Express (RTC)",
+            Product::Recording => "a cloud recording",
+            Product::AiAgent => "an AI Agent",
+        }
+    }
+
     /// What follows `CALLBACK_PATH` in this product's URL.
     pub fn path_suffix(self) -> &'static str {
         match self {

@@ -45,6 +45,9 @@ pub enum Rejection {
     UnknownApp,
     #[error("event {0:?} is not supported")]
     UnsupportedEvent(String),
+    /// An event of another product's catalogue: the answer names the path it belongs to.
+    #[error("event {0:?} is not one of this path's; it is {1} event: post it to CALLBACK_PATH{2}")]
+    WrongProduct(String, &'static str, &'static str),
     #[error("event {0:?} belongs to the {1} family, which ZEGO_FAMILIES does not accept")]
     FamilyDisabled(String, &'static str),
 }
@@ -64,7 +67,7 @@ impl Rejection {
             Rejection::InvalidSignature => "invalid_signature",
             Rejection::StaleTimestamp => "stale_timestamp",
             Rejection::UnknownApp => "unknown_app",
-            Rejection::UnsupportedEvent(_) => "unsupported_event",
+            Rejection::UnsupportedEvent(_) | Rejection::WrongProduct(..) => "unsupported_event",
             Rejection::FamilyDisabled(..) => "family_disabled",
         }
     }
@@ -164,7 +167,14 @@ pub fn verify(
             return Err(Rejection::FamilyDisabled(shown(), kind.family().name()));
         }
     } else if policy.unknown_events == UnknownEvents::Reject {
-        return Err(Rejection::UnsupportedEvent(shown()));
+        // A product pointed at another product's path is a console mistake: say where it goes.
+        let belongs = Product::ALL
+            .into_iter()
+            .find(|p| EventKind::lookup(*p, &event).is_some_and(|k| !k.spec().any_name));
+        return Err(match belongs {
+            Some(other) => Rejection::WrongProduct(shown(), other.title(), other.path_suffix()),
+            None => Rejection::UnsupportedEvent(shown()),
+        });
     }
     let (key, headers) = match kind {
         Some(kind) => {

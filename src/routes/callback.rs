@@ -10,6 +10,7 @@ use futures_util::StreamExt;
 use serde::Serialize;
 use tokio::sync::SemaphorePermit;
 
+use super::errors::describe_request;
 use super::held_payload::HeldPayload;
 use super::limits::declared_length;
 use crate::callback::catalogue::{Product, BEFORE_SEND_MSG};
@@ -74,7 +75,8 @@ pub async fn receive(
     state: web::Data<AppState>,
     product: Product,
 ) -> HttpResponse<HeldPayload> {
-    let (event, result) = handle(&request, &mut payload, &state, product).await;
+    let mut seen = None;
+    let (event, result) = handle(&request, &mut payload, &state, product, &mut seen).await;
     let (response, code) = match &result {
         Ok(Delivered::Fresh(ack)) => (acked(ack, false), "ok"),
         Ok(Delivered::Duplicate(Remembered::Acked(ack))) => (acked(ack, true), "duplicate"),
@@ -88,7 +90,15 @@ pub async fn receive(
             });
             (response, if *published { "verdict" } else { "unpublished" })
         }
-        Err(error) => (error.error_response(), error.code()),
+        Err(error) => {
+            state.refused(error.code(), product.name(), || {
+                let seen = seen
+                    .as_ref()
+                    .map(|(a, e): &(String, String)| (a.as_str(), e.as_str()));
+                describe_request(&request, seen)
+            });
+            (error.error_response(), error.code())
+        }
     };
     state
         .metrics
@@ -122,11 +132,14 @@ fn spooled(stamp: &SpoolStamp, duplicate: bool) -> HttpResponse {
 }
 
 /// Runs the checks, then delivers; returns the event label for metrics with the outcome.
+/// `seen` gets the app id and event name as sent once the body is decoded, for explaining a
+/// refusal in the log.
 async fn handle(
     request: &HttpRequest,
     payload: &mut web::Payload,
     state: &AppState,
     product: Product,
+    seen: &mut Option<(String, String)>,
 ) -> (&'static str, Result<Delivered, ApiError>) {
     let received_at_ms = unix_ms();
     // The byte budget is held from the first byte read until this function returns, i.e.
@@ -139,6 +152,15 @@ async fn handle(
         let content_type = media_type(request)?;
         let (bytes, budget) = read_body(payload, state).await?;
         let decoded = body::decode(bytes, content_type)?;
+        let names = product.envelope();
+        let text = |name: Option<&str>| {
+            let value = name.and_then(|n| decoded.fields.get(n));
+            let text = value.map_or_else(String::new, |v| {
+                v.as_str().map_or_else(|| v.to_string(), String::from)
+            });
+            text.chars().take(80).collect::<String>()
+        };
+        *seen = Some((text(Some(names.appid)), text(names.event)));
         let now = received_at_ms.div_euclid(1000);
         let callback = callback::verify(decoded, &state.policy, product, now)?;
         Ok::<_, ApiError>((callback, budget))
@@ -146,10 +168,8 @@ async fn handle(
     .await;
     let (callback, _budget) = match checked {
         Ok(checked) => checked,
-        Err(refusal) => {
-            log::info!("refused callback: {} ({})", refusal.code(), refusal);
-            return ("unparsed", Err(refusal));
-        }
+        // Counted and explained by the caller (one log line a reason a minute).
+        Err(refusal) => return ("unparsed", Err(refusal)),
     };
     state.metrics.signed_with_secret(callback.secret);
     let event = callback.kind.map_or("other", |k| k.name());

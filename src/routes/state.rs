@@ -12,6 +12,7 @@ use crate::clock::unix_ms;
 use crate::dedup::DedupCache;
 use crate::metrics::Metrics;
 use crate::publish::{KafkaSettings, Publisher};
+use crate::refusals::RefusalLog;
 use crate::spool::Spool;
 
 /// Shared by all actix workers through `web::Data`.
@@ -29,9 +30,30 @@ pub struct AppState {
     pub readiness: Readiness,
     /// `SPOOL_DIR`: where callbacks Kafka cannot take go; `None` when not configured.
     pub spool: Option<Arc<Spool>>,
+    /// One log line per refusal reason a minute, with an example.
+    pub refusal_log: RefusalLog,
 }
 
+/// How often each refusal reason may have a log line of its own.
+pub const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(60);
+
 impl AppState {
+    /// Counts a refusal and explains it in the log (at most one line a reason a minute).
+    pub fn refused(
+        &self,
+        code: &'static str,
+        path: &'static str,
+        example: impl FnOnce() -> String,
+    ) {
+        self.metrics.refusals.with_label_values(&[code, path]).inc();
+        if let Some(line) = self
+            .refusal_log
+            .note(&format!("{code} on path {path}"), example)
+        {
+            log::warn!("{line}");
+        }
+    }
+
     /// Ready: not shutting down, and the broker answers, or the spool accepts callbacks (a
     /// replica that can spool should keep receiving).
     pub fn is_ready(&self) -> bool {

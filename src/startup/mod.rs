@@ -90,6 +90,9 @@ impl Application {
             metrics,
             readiness: Readiness::default(),
             spool,
+            refusal_log: crate::refusals::RefusalLog::new(
+                crate::routes::state::REFUSAL_LOG_INTERVAL,
+            ),
         });
         let server = http_server::serve(listener, tls, state.clone(), drain_timeout)?;
         Ok(Application {

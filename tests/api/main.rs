@@ -12,4 +12,5 @@ mod helpers;
 mod hostile;
 mod http_fuzz;
 mod operations;
+mod refusals;
 mod spool;
