@@ -127,8 +127,10 @@ fn default_unknown_events() -> String {
     "reject".into()
 }
 
-/// Every fixed variable the bridge reads (the fields of `RawSettings`, upper-cased), for
-/// deployment files to be checked against. Keep in step with `RawSettings`.
+/// Every fixed variable the bridge reads (the fields of `RawSettings`, upper-cased, and the
+/// logger's two), besides the open-ended `VARIABLE_PREFIXES`: the one list that deployment
+/// files, the start-up warnings for unknown variables and the README's configuration table
+/// (tests) are checked against. Keep in step with `RawSettings`.
 pub const VARIABLES: &[&str] = &[
     "KAFKA_BROKERS",
     "KAFKA_TOPIC",
@@ -318,34 +320,6 @@ fn topic_overrides(vars: &[(String, String)]) -> Result<TopicOverrides, ConfigEr
     Ok((by_event, by_family))
 }
 
-/// Every variable the bridge reads, besides the open-ended `KAFKA_TOPIC_<EVENT|FAMILY>` and
-/// `KAFKA_OPT_<NAME>`: the start-up warnings for unknown variables and the README's
-/// configuration table (a test) are checked against this one list.
-pub const KNOWN_VARIABLES: &[&str] = &[
-    "KAFKA_BROKERS",
-    "KAFKA_TOPIC",
-    "KAFKA_DELIVERY_TIMEOUT_MS",
-    "ZEGO_CALLBACK_SECRET",
-    "ZEGO_APP_IDS",
-    "BIND_ADDR",
-    "CALLBACK_PATH",
-    "ZEGO_FAMILIES",
-    "TIMESTAMP_TOLERANCE_SECS",
-    "MAX_BODY_BYTES",
-    "MAX_IN_FLIGHT",
-    "MAX_BUFFERED_BYTES",
-    "DEDUP_TTL_SECS",
-    "DEDUP_CAPACITY",
-    "SPOOL_DIR",
-    "SPOOL_MAX_BYTES",
-    "SPOOL_DRAIN_RATE",
-    "UNKNOWN_EVENTS",
-    "TLS_CERT_FILE",
-    "TLS_KEY_FILE",
-    "RUST_LOG",
-    "LOG_FORMAT",
-];
-
 /// A variable starting with one of these looks like the bridge's: if the bridge does not read
 /// it, start-up warns (a typo like `ZEGO_APPIDS` or `SPOOLDIR` would otherwise silently turn
 /// a protection off).
@@ -370,10 +344,10 @@ pub fn unknown_variables(vars: &[(String, String)]) -> Vec<(String, &'static str
         .iter()
         .map(|(name, _)| name)
         .filter(|name| WATCHED_PREFIXES.iter().any(|p| name.starts_with(p)))
-        .filter(|name| !KNOWN_VARIABLES.contains(&name.as_str()))
+        .filter(|name| !VARIABLES.contains(&name.as_str()))
         .filter(|name| !name.starts_with(TOPIC_PREFIX) && !name.starts_with(OPT_PREFIX))
         .map(|name| {
-            let closest = KNOWN_VARIABLES
+            let closest = VARIABLES
                 .iter()
                 .copied()
                 .max_by(|a, b| {
@@ -766,7 +740,7 @@ mod tests {
             .filter(|name| !name.contains('<'))
             .collect();
         listed.sort();
-        let mut known: Vec<String> = KNOWN_VARIABLES.iter().map(|v| v.to_string()).collect();
+        let mut known: Vec<String> = VARIABLES.iter().map(|v| v.to_string()).collect();
         known.sort();
         assert_eq!(listed, known);
     }

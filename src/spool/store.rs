@@ -153,30 +153,12 @@ impl Store {
                 .conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)?;
             let mut stamps = Vec::with_capacity(records.len());
-            {
-                let mut insert = tx.prepare_cached(
-                    "INSERT INTO records (spooled_at_ms, topic, key, event, family, appid,
-                     callback_id, received_at_ms, ids, value)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                )?;
-                for record in records {
-                    insert.execute(params![
-                        at_ms,
-                        record.topic,
-                        record.key,
-                        record.event,
-                        record.family,
-                        record.appid,
-                        record.callback_id,
-                        record.received_at_ms,
-                        ids_json(record),
-                        &record.value[..],
-                    ])?;
-                    stamps.push(SpoolStamp {
-                        seq: tx.last_insert_rowid() as u64,
-                        at_ms,
-                    });
-                }
+            for record in records {
+                insert(&tx, record, at_ms)?;
+                stamps.push(SpoolStamp {
+                    seq: tx.last_insert_rowid() as u64,
+                    at_ms,
+                });
             }
             tx.commit()?;
             Ok::<_, rusqlite::Error>(stamps)
@@ -343,26 +325,8 @@ impl Store {
             let tx = self
                 .conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)?;
-            {
-                let mut insert = tx.prepare_cached(
-                    "INSERT INTO records (spooled_at_ms, topic, key, event, family, appid,
-                     callback_id, received_at_ms, ids, value)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                )?;
-                for record in records {
-                    insert.execute(params![
-                        record.spooled.map_or(0, |s| s.at_ms),
-                        record.topic,
-                        record.key,
-                        record.event,
-                        record.family,
-                        record.appid,
-                        record.callback_id,
-                        record.received_at_ms,
-                        ids_json(record),
-                        &record.value[..],
-                    ])?;
-                }
+            for record in records {
+                insert(&tx, record, record.spooled.map_or(0, |s| s.at_ms))?;
             }
             tx.execute(
                 "INSERT OR REPLACE INTO meta (name, value) VALUES (?1, ?2)",
@@ -390,6 +354,27 @@ impl Store {
             .query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))
             .map_err(|e| e.to_string())
     }
+}
+
+/// Inserts one record, stamped `at_ms`, in `tx`; SQLite gives it the next sequence number.
+fn insert(tx: &rusqlite::Transaction<'_>, record: &Record, at_ms: i64) -> rusqlite::Result<()> {
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO records (spooled_at_ms, topic, key, event, family, appid, callback_id,
+         received_at_ms, ids, value) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?;
+    insert.execute(params![
+        at_ms,
+        record.topic,
+        record.key,
+        record.event,
+        record.family,
+        record.appid,
+        record.callback_id,
+        record.received_at_ms,
+        ids_json(record),
+        &record.value[..],
+    ])?;
+    Ok(())
 }
 
 /// Refuses a directory another process holds; the lock lasts as long as the returned file.

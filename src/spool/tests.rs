@@ -52,6 +52,16 @@ fn open(dir: &Path, max_bytes: u64) -> (Log, Arc<Metrics>) {
     (log, metrics)
 }
 
+/// The sequence numbers of every record the spool holds, oldest first.
+async fn seqs(log: &Log) -> Vec<u64> {
+    log.read_front(100_000, 1 << 30)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.spooled.unwrap().seq)
+        .collect()
+}
+
 async fn keys(log: &Log) -> Vec<String> {
     log.read_front(100_000, 1 << 30)
         .await
@@ -131,14 +141,7 @@ async fn acknowledged_records_are_gone_for_good_and_numbers_never_reused() {
     let (log, _) = open(&dir, 1 << 30);
     assert_eq!(keys(&log).await, rest, "the same records after a restart");
     // Delete the newest too, restart: the next number is still past every one handed out.
-    let all: Vec<u64> = log
-        .read_front(100, 1 << 20)
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.spooled.unwrap().seq)
-        .collect();
-    log.acked(all).await;
+    log.acked(seqs(&log).await).await;
     drop(log);
     let (log, _) = open(&dir, 1 << 30);
     assert!(log.append(record(99, 1)).await.unwrap().seq > highest);
@@ -157,14 +160,7 @@ async fn past_its_size_limit_the_spool_refuses_and_accepts_again_once_drained() 
     assert!(full > 0 && full < 200, "{full} of 200 refused");
     assert!(!log.accepting());
     assert_eq!(log.undrained() as usize + full, 200);
-    let seqs: Vec<u64> = log
-        .read_front(1000, 1 << 30)
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.spooled.unwrap().seq)
-        .collect();
-    log.acked(seqs).await;
+    log.acked(seqs(&log).await).await;
     assert!(log.accepting(), "a drained spool accepts again");
     assert!(log.append(record(1, 1000)).await.is_ok());
     let _ = std::fs::remove_dir_all(&dir);
@@ -191,14 +187,7 @@ async fn a_drained_spool_gives_its_space_back() {
     append_all(&log, 2000, 1000).await;
     let full = metrics.spool_bytes.get();
     assert!(full > 2_000_000, "{full}");
-    let seqs: Vec<u64> = log
-        .read_front(10_000, 1 << 30)
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.spooled.unwrap().seq)
-        .collect();
-    log.acked(seqs).await;
+    log.acked(seqs(&log).await).await;
     log.reclaim();
     // Commands are served in order: once this is answered, the reclaim is done.
     assert_eq!(log.oldest_spooled_at().await, None);

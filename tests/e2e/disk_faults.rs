@@ -14,7 +14,7 @@ use crate::harness::*;
 
 /// Callbacks `prefix-0` … `prefix-{count-1}` (`call_accept`, `extend_data` of `pad` bytes),
 /// each sent once, one at a time: which got a 200 is exactly known.
-async fn send_once(
+async fn send_padded(
     dir: &Path,
     name: &str,
     url: &str,
@@ -22,28 +22,16 @@ async fn send_once(
     count: usize,
     pad: usize,
 ) -> Vec<Attempt> {
-    let count = count.to_string();
     let padding = format!("extend_data={}", "p".repeat(pad));
-    let (_, attempts) = simulate(
+    send_once(
         dir,
         name,
         url,
-        &[
-            "--event",
-            "call_accept",
-            "--count",
-            &count,
-            "--concurrency",
-            "1",
-            "--call-id",
-            prefix,
-            "--no-retry",
-            "--set",
-            &padding,
-        ],
+        prefix,
+        count,
+        &["--concurrency", "1", "--set", &padding],
     )
-    .await;
-    attempts
+    .await
 }
 
 /// Keys of the topic's records that start with `prefix-`.
@@ -241,7 +229,7 @@ async fn an_io_error_on_each_spool_syscall_loses_nothing_answered_200() {
             &strace(&spool, &trace_log, fault),
         );
         // 1. An outage: every callback goes to the spool while the faults hit.
-        let outage = send_once(
+        let outage = send_padded(
             &dir,
             &format!("{prefix}-a"),
             &bridge.url(),
@@ -256,7 +244,7 @@ async fn an_io_error_on_each_spool_syscall_loses_nothing_answered_200() {
         // 3. Cut again: the faults are over, so every callback must be spooled (recovered by
         //    itself, no restart).
         forwarder.cut();
-        let after = send_once(
+        let after = send_padded(
             &dir,
             &format!("{prefix}-c"),
             &bridge.url(),
@@ -424,7 +412,7 @@ async fn a_full_disk_then_a_restart_during_a_second_outage_loses_nothing() {
 
     // 1. An outage until the disk refuses.
     forwarder.cut();
-    let first = send_once(&dir, "first", &bridge.url(), "full1", 300, 1000).await;
+    let first = send_padded(&dir, "first", &bridge.url(), "full1", 300, 1000).await;
     let refused: Vec<&Attempt> = first.iter().filter(|a| a.status != 200).collect();
     assert!(!refused.is_empty(), "a 256 KiB disk never filled");
     for attempt in &refused {
@@ -456,7 +444,7 @@ async fn a_full_disk_then_a_restart_during_a_second_outage_loses_nothing() {
     forwarder.cut();
     kill_hard(&mut bridge);
     let mut bridge = Bridge::start(&dir, "bridge-restarted", port, &brokers, &env);
-    let second = send_once(&dir, "second", &bridge.url(), "full2", 120, 1000).await;
+    let second = send_padded(&dir, "second", &bridge.url(), "full2", 120, 1000).await;
     let spooled_second = second.iter().filter(|a| a.spooled).count();
     assert!(
         spooled_second > 20,
@@ -467,7 +455,7 @@ async fn a_full_disk_then_a_restart_during_a_second_outage_loses_nothing() {
     forwarder.restore().await;
     wait_for_empty_spool(port).await;
     bridge.wait_ready(Duration::from_secs(30)).await;
-    let healthy = send_once(&dir, "healthy", &bridge.url(), "full3", 30, 1000).await;
+    let healthy = send_padded(&dir, "healthy", &bridge.url(), "full3", 30, 1000).await;
     assert!(healthy.iter().all(|a| a.status == 200), "{healthy:?}");
     wait_for_empty_spool(port).await;
 

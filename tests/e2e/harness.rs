@@ -189,6 +189,24 @@ impl Tansu {
         Tansu { process, port }
     }
 
+    /// Kills this broker and starts an empty one on its port, with `TOPIC` created: a cluster
+    /// rebuilt or restored behind the same address. `between` runs once the old one is gone.
+    pub fn replace_with_empty(
+        self,
+        dir: &Path,
+        name: &str,
+        advertised_port: u16,
+        between: impl FnOnce(),
+    ) -> Tansu {
+        let port = self.port;
+        drop(self);
+        wait_for_port_free(port, Duration::from_secs(10));
+        between();
+        let fresh = Tansu::start_with(dir, name, port, advertised_port, "memory://tansu/", &[]);
+        fresh.create_topic(TOPIC, 3);
+        fresh
+    }
+
     /// A SCRAM user (tansu's own CLI; it needs a broker without `--authentication`).
     pub fn create_user(&self, name: &str, password: &str) {
         let status = Command::new(tansu_bin())
@@ -551,6 +569,31 @@ pub async fn simulate(dir: &Path, name: &str, url: &str, args: &[&str]) -> (bool
         })
         .collect();
     (ok, attempts)
+}
+
+/// `count` `call_accept` callbacks keyed `call_id-0` … (or `call_id` alone when `count` is
+/// 1), each sent once, no retry: exactly which got a 200 is known. `extra`: more `simulate`
+/// arguments.
+pub async fn send_once(
+    dir: &Path,
+    name: &str,
+    url: &str,
+    call_id: &str,
+    count: usize,
+    extra: &[&str],
+) -> Vec<Attempt> {
+    let count = count.to_string();
+    let mut args = vec![
+        "--event",
+        "call_accept",
+        "--count",
+        &count,
+        "--call-id",
+        call_id,
+        "--no-retry",
+    ];
+    args.extend_from_slice(extra);
+    simulate(dir, name, url, &args).await.1
 }
 
 /// Runs `simulate --quiet` (failures and the summary only, for long loads): exit success and

@@ -516,34 +516,9 @@ async fn a_broker_rebuilt_behind_the_same_address_heals_the_producer() {
     let _serial = serial().await;
     let (dir, tansu, forwarder, bridge) =
         stack("broker rebuilt", &[("KAFKA_DELIVERY_TIMEOUT_MS", "2000")]).await;
-    let (_, before) = simulate(
-        &dir,
-        "before",
-        &bridge.url(),
-        &[
-            "--event",
-            "call_accept",
-            "--count",
-            "20",
-            "--call-id",
-            "before",
-            "--no-retry",
-        ],
-    )
-    .await;
+    let before = send_once(&dir, "before", &bridge.url(), "before", 20, &[]).await;
     assert!(before.iter().all(|a| a.status == 200), "{before:?}");
-    let port = tansu.port;
-    drop(tansu);
-    wait_for_port_free(port, Duration::from_secs(10));
-    let rebuilt = Tansu::start_with(
-        &dir,
-        "tansu-rebuilt",
-        port,
-        forwarder.port,
-        "memory://tansu/",
-        &[],
-    );
-    rebuilt.create_topic(TOPIC, 3);
+    let _rebuilt = tansu.replace_with_empty(&dir, "tansu-rebuilt", forwarder.port, || {});
     // On ZEGOCLOUD's real retry schedule (2, 4, 8, 16, 32 s).
     let (ok, attempts) = simulate(
         &dir,

@@ -267,38 +267,16 @@ async fn a_broker_replaced_mid_drain_is_drained_into_without_a_restart() {
     )
     .await;
     // Some callbacks straight to Kafka first: the producer has sequence state on this broker.
-    let (_, before) = simulate(
-        &dir,
-        "before",
-        &bridge.url(),
-        &[
-            "--event",
-            "call_accept",
-            "--count",
-            "20",
-            "--call-id",
-            "before",
-            "--no-retry",
-        ],
-    )
-    .await;
+    let before = send_once(&dir, "before", &bridge.url(), "before", 20, &[]).await;
     assert!(before.iter().all(|a| a.status == 200 && !a.spooled));
     cut_broker(&forwarder, bridge.port).await;
-    let (_, spooled) = simulate(
+    let spooled = send_once(
         &dir,
         "spooled",
         &bridge.url(),
-        &[
-            "--event",
-            "call_accept",
-            "--count",
-            "300",
-            "--concurrency",
-            "4",
-            "--call-id",
-            "replaced",
-            "--no-retry",
-        ],
+        "replaced",
+        300,
+        &["--concurrency", "4"],
     )
     .await;
     assert!(
@@ -314,19 +292,10 @@ async fn a_broker_replaced_mid_drain_is_drained_into_without_a_restart() {
     )
     .await;
     // The broker dies mid-drain; once it is gone nothing more can be acknowledged by it.
-    let old_port = tansu.port;
-    drop(tansu);
-    wait_for_port_free(old_port, Duration::from_secs(10));
-    let drained_by_old = metric(bridge.port, "zego_spool_drained_total");
-    let fresh = Tansu::start_with(
-        &dir,
-        "tansu-replacement",
-        old_port,
-        forwarder.port,
-        "memory://tansu/",
-        &[],
-    );
-    fresh.create_topic(TOPIC, 3);
+    let mut drained_by_old = 0.0;
+    let _fresh = tansu.replace_with_empty(&dir, "tansu-replacement", forwarder.port, || {
+        drained_by_old = metric(bridge.port, "zego_spool_drained_total");
+    });
     wait_for_empty_spool(bridge.port).await;
     let replaced = metric(
         bridge.port,
