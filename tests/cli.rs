@@ -882,3 +882,27 @@ fn simulate_and_verify_refuse_bad_input_without_panicking() {
         "{stderr}"
     );
 }
+
+/// A signed field is the sender's text: a `call_id` carrying ESC and CSI sequences reaches the
+/// topic unchanged, but `tail` never writes a control character to the terminal.
+#[test]
+fn tail_never_writes_control_characters_from_a_callback() {
+    let bridge = embedded_bridge("cli-tail-escapes", &[("RUST_LOG", "warn")]);
+    let hostile = "evil\u{1b}[2J\u{1b}]0;owned\u{7}\u{9b}31m";
+    let sent = bridge.simulate(&["--call-id", hostile]);
+    assert!(sent.status.success(), "{:?}", text(&sent));
+    for format in ["text", "json"] {
+        let output = bridge.tail(&["--exit-at-end", "--format", format]);
+        let stdout = String::from_utf8(output.stdout).unwrap();
+        assert!(stdout.contains("evil"), "{format}: {stdout}");
+        assert!(
+            !stdout.chars().any(|c| c.is_control() && c != '\n'),
+            "{format}: a control character reached the terminal: {stdout:?}"
+        );
+    }
+    // The JSON form still carries the exact key.
+    let json =
+        String::from_utf8(bridge.tail(&["--exit-at-end", "--format", "json"]).stdout).unwrap();
+    let record: serde_json::Value = serde_json::from_str(json.lines().next().unwrap()).unwrap();
+    assert_eq!(record["key"], hostile);
+}

@@ -216,7 +216,7 @@ fn tail(args: &TailArgs) -> i32 {
                 }
                 let text = match args.format {
                     Format::Text => as_text(&message),
-                    Format::Json => as_json(&message).to_string(),
+                    Format::Json => printable_json(as_json(&message).to_string()),
                 };
                 if stdout.line(&text).is_closed() {
                     return 0;
@@ -279,11 +279,46 @@ fn wanted(message: &BorrowedMessage<'_>, args: &TailArgs) -> bool {
     event_ok && call_ok
 }
 
+/// Control characters (ESC, CSI, newlines, DEL, C1) written as `\u{1b}` escapes: a signed
+/// field's text must not be able to drive the reader's terminal or forge lines.
+fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+/// JSON text with the control characters serde_json leaves as they are (DEL and C1, which
+/// some terminals obey) written as `\u` escapes: the same JSON value, harmless on a terminal.
+fn printable_json(json: String) -> String {
+    if !json.chars().any(char::is_control) {
+        return json;
+    }
+    json.chars()
+        .map(|c| {
+            if c.is_control() {
+                format!("\\u{:04x}", u32::from(c))
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 fn as_text(message: &BorrowedMessage<'_>) -> String {
     let key = message
         .key()
         .map(String::from_utf8_lossy)
         .unwrap_or_default();
+    let key = printable(&key);
     let mut text = format!(
         "{}/{}/{} key={key}",
         message.topic(),
@@ -292,13 +327,13 @@ fn as_text(message: &BorrowedMessage<'_>) -> String {
     );
     for h in message.headers().iter().flat_map(|headers| headers.iter()) {
         let value = String::from_utf8_lossy(h.value.unwrap_or_default());
-        text.push_str(&format!("\n  {}: {value}", h.key));
+        text.push_str(&format!("\n  {}: {}", printable(h.key), printable(&value)));
     }
     let value = message
         .payload()
         .map(String::from_utf8_lossy)
         .unwrap_or_default();
-    text.push_str(&format!("\n  {value}"));
+    text.push_str(&format!("\n  {}", printable(&value)));
     text
 }
 
@@ -324,4 +359,25 @@ fn as_json(message: &BorrowedMessage<'_>) -> Value {
         "headers": headers,
         "value": value,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_never_reach_the_terminal() {
+        assert_eq!(printable("call-1"), "call-1");
+        let shown = printable("a\u{1b}[31mred\u{9b}2J\nforged line");
+        assert!(!shown.chars().any(char::is_control), "{shown}");
+        assert_eq!(shown, "a\\u{1b}[31mred\\u{9b}2J\\u{a}forged line");
+        // JSON: C0 is escaped by serde_json already; DEL and C1 here; the value is unchanged.
+        let value = serde_json::json!({"k": "x\u{1b}y\u{9b}z\u{7f}"});
+        let line = printable_json(value.to_string());
+        assert!(!line.chars().any(char::is_control), "{line}");
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&line).unwrap(),
+            value
+        );
+    }
 }
