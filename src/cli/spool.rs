@@ -96,7 +96,7 @@ async fn drain(dir: PathBuf, patience: Duration) -> i32 {
         drain_rate: 0,
     };
     let spool = match Spool::open(&settings, metrics.clone()) {
-        Ok(spool) => spool,
+        Ok((spool, _held)) => spool,
         Err(e) => {
             eprintln!("{e}");
             return 2;

@@ -67,8 +67,6 @@ struct Mode {
 
 pub struct Spool {
     log: Log,
-    /// The callback ids the spool held when it was opened, for the dedupe cache.
-    held_at_open: Mutex<Vec<(String, SpoolStamp)>>,
     /// The last failed drain round's complaint, when it was logged, and rounds since.
     drain_trouble: Mutex<Option<(String, Instant, u64)>>,
 
@@ -91,15 +89,17 @@ impl Drop for Pending<'_> {
 
 impl Spool {
     /// Opens the directory (refused if another process holds it, or if its database is
-    /// damaged) and counts what it holds.
-    pub fn open(settings: &SpoolSettings, metrics: Arc<Metrics>) -> Result<Self, String> {
+    /// damaged) and counts what it holds; also returns the callback ids it holds, for the
+    /// dedupe cache.
+    pub fn open(
+        settings: &SpoolSettings,
+        metrics: Arc<Metrics>,
+    ) -> Result<(Self, Vec<(String, SpoolStamp)>), String> {
         let (log, held) = Log::open(&settings.dir, settings.max_bytes, metrics.clone())?;
         let active = log.undrained() > 0;
-        Ok(Spool {
+        let spool = Spool {
             log,
-            held_at_open: Mutex::new(held),
             drain_trouble: Mutex::new(None),
-
             drain_rate: settings.drain_rate,
             gate: RwLock::new(()),
             mode: Mutex::new(Mode {
@@ -109,17 +109,8 @@ impl Spool {
             }),
             appended: Notify::new(),
             metrics,
-        })
-    }
-
-    /// The callback ids held when the spool was opened (once; empty afterwards).
-    pub fn take_held_at_open(&self) -> Vec<(String, SpoolStamp)> {
-        std::mem::take(&mut *self.held_at_open.lock().unwrap_or_else(|p| p.into_inner()))
-    }
-
-    /// Bytes of the spool's files.
-    pub fn file_bytes(&self) -> u64 {
-        self.log.file_bytes()
+        };
+        Ok((spool, held))
     }
 
     fn mode(&self) -> std::sync::MutexGuard<'_, Mode> {
@@ -249,7 +240,7 @@ impl Spool {
         let batch = match self.log.read_front(batch_size, DRAIN_BATCH_BYTES).await {
             Ok(batch) => batch,
             Err(why) => {
-                self.drain_failed(&format!("cannot read the spool: {why}"));
+                self.drain_failed(&why, "cannot read the spool");
                 return 0;
             }
         };
@@ -279,24 +270,24 @@ impl Spool {
             self.drain_recovered();
             return count;
         };
-        self.drain_failed(&format!(
-            "{count} of {} forwarded; spool record {} ({} key={}): {error}",
+        let detail = format!(
+            "{count} of {} forwarded; spool record {} ({} key={})",
             batch.len(),
             record.spooled.map_or(0, |s| s.seq),
             record.event,
             record.key.as_deref().unwrap_or("-"),
-        ));
+        );
+        self.drain_failed(&error.to_string(), &detail);
         0
     }
 
     /// Logs a failing drain round: the first at once, then at most every `DRAIN_LOG_EVERY`
-    /// (or when the reason changes), with how many rounds failed in between.
-    fn drain_failed(&self, why: &str) {
+    /// (or when `reason` changes; `detail`, the counts of this round, does not count), with how
+    /// many rounds failed in between.
+    fn drain_failed(&self, reason: &str, detail: &str) {
         let mut trouble = self.drain_trouble.lock().unwrap_or_else(|p| p.into_inner());
-        // The part after the first ": " is the error; the counts before it change every round.
-        let reason = why.split_once(": ").map_or(why, |(_, r)| r).to_string();
         if let Some((last, at, rounds)) = trouble.as_mut() {
-            if *last == reason && at.elapsed() < DRAIN_LOG_EVERY {
+            if last == reason && at.elapsed() < DRAIN_LOG_EVERY {
                 *rounds += 1;
                 return;
             }
@@ -307,8 +298,8 @@ impl Spool {
         } else {
             String::new()
         };
-        log::warn!("spool drain: {why}; retrying{suffix}");
-        *trouble = Some((reason, Instant::now(), 0));
+        log::warn!("spool drain: {detail}: {reason}; retrying{suffix}");
+        *trouble = Some((reason.to_string(), Instant::now(), 0));
     }
 
     fn drain_recovered(&self) {

@@ -67,18 +67,19 @@ impl Application {
         let buffered = Semaphore::new(settings.http.max_buffered_bytes);
         // The spool before the producer: a bad SPOOL_DIR is the one line shown, not buried
         // under librdkafka's complaints about a broker that is down at start.
-        let spool = settings
-            .spool
-            .as_ref()
-            .map(|spool| Spool::open(spool, metrics.clone()).map_err(StartupError::Config))
-            .transpose()?
-            .map(Arc::new);
+        let (spool, held) = match &settings.spool {
+            Some(spool) => {
+                let (spool, held) =
+                    Spool::open(spool, metrics.clone()).map_err(StartupError::Config)?;
+                (Some(Arc::new(spool)), held)
+            }
+            None => (None, Vec::new()),
+        };
         let publisher =
             Publisher::new(&settings.kafka, metrics.clone()).map_err(StartupError::Config)?;
         let dedup = DedupCache::new(settings.dedup_ttl, settings.dedup_capacity);
-        if let Some(spool) = &spool {
-            dedup.remember_spooled(spool.take_held_at_open());
-        }
+        // What the spool holds is remembered as spooled: a retry of it is a duplicate.
+        dedup.remember_spooled(held);
         let state = web::Data::new(AppState {
             buffered,
             limits: settings.http,
