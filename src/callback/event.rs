@@ -7,6 +7,7 @@ use sha1::{Digest, Sha1};
 use super::Rejection;
 
 pub use super::catalogue::EventKind;
+use super::catalogue::Family;
 
 /// The JSON type a field must have.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,6 +18,9 @@ pub enum FieldType {
     TextOrInteger,
     TextList,
     Object,
+    /// An object, or what a page calls empty (`{}`, `""`, `null`, `[]`): cloud recording's
+    /// `detail` for `event_type` 4.
+    ObjectOrEmpty,
     ObjectList,
 }
 
@@ -43,7 +47,7 @@ pub const fn optional(name: &'static str, kind: FieldType) -> FieldRule {
     }
 }
 
-use FieldType::{Integer, Object, ObjectList, Text, TextList, TextOrInteger};
+use FieldType::{Integer, Object, ObjectList, ObjectOrEmpty, Text, TextList, TextOrInteger};
 
 impl EventKind {
     /// Checks this event's own fields. With `lenient` (form bodies, where every value is text)
@@ -97,7 +101,8 @@ impl EventKind {
 
     /// The ordering and dedupe ids this event carries, as `(header, text)`.
     pub fn header_values(self, fields: &Map<String, Value>) -> Vec<(&'static str, String)> {
-        self.spec()
+        let mut headers: Vec<_> = self
+            .spec()
             .headers
             .iter()
             .filter_map(|(field, header)| match fields.get(*field)? {
@@ -105,7 +110,11 @@ impl EventKind {
                 Value::Number(n) => Some((*header, n.to_string())),
                 _ => None,
             })
-            .collect()
+            .collect();
+        if self.family() == Family::Recording {
+            headers.push((HEADER_RECORDING_FORMAT, recording_format(fields).into()));
+        }
+        headers
     }
 }
 
@@ -133,14 +142,18 @@ fn check_type(rule: &FieldRule, value: &mut Value, lenient: bool) -> Result<(), 
         (TextOrInteger, Value::String(_)) => Ok(()),
         (TextOrInteger, Value::Number(n)) if n.is_i64() || n.is_u64() => Ok(()),
         (TextOrInteger, _) => Err(invalid("must be a string or an integer")),
-        (Object, Value::Object(_)) => Ok(()),
+        (Object | ObjectOrEmpty, Value::Object(_)) => Ok(()),
+        (ObjectOrEmpty, Value::Null) => Ok(()),
+        (ObjectOrEmpty, Value::String(text)) if text.is_empty() => Ok(()),
+        (ObjectOrEmpty, Value::Array(items)) if items.is_empty() => Ok(()),
         (ObjectList, Value::Array(items)) if items.iter().all(Value::is_object) => Ok(()),
-        (Object | ObjectList, Value::String(text)) if lenient => {
+        (Object | ObjectOrEmpty | ObjectList, Value::String(text)) if lenient => {
             let parsed: Value = serde_json::from_str(text).map_err(|_| invalid("must be JSON"))?;
             *value = parsed;
             check_type(rule, value, false)
         }
         (Object, _) => Err(invalid("must be an object")),
+        (ObjectOrEmpty, _) => Err(invalid("must be an object or empty")),
         (ObjectList, _) => Err(invalid("must be an array of objects")),
     }
 }
@@ -297,5 +310,22 @@ mod tests {
         assert!(call::timeout()
             .check_fields(&mut mixed_list, false)
             .is_err());
+    }
+}
+
+/// The header naming a cloud recording callback's format.
+pub const HEADER_RECORDING_FORMAT: &str = "zego-recording-format";
+
+/// Which of cloud recording's two callback formats `fields` is: `legacy` (accounts that enabled
+/// recording before 2021-11-29: `file_info` at the top level, `event_type` 1/2/3 meaning other
+/// things), `current` (`detail`, possibly empty), or `unknown` when it has neither, as a
+/// legacy callback without files and a current `event_type` 4 without `detail` both look.
+pub fn recording_format(fields: &Map<String, Value>) -> &'static str {
+    if fields.contains_key("file_info") {
+        "legacy"
+    } else if fields.contains_key("detail") {
+        "current"
+    } else {
+        "unknown"
     }
 }

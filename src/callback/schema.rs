@@ -57,6 +57,8 @@ pub fn for_event(kind: EventKind) -> Value {
             FieldType::TextOrInteger => json!({"type": ["string", "integer"]}),
             FieldType::TextList => json!({"type": "array", "items": {"type": "string"}}),
             FieldType::Object => json!({"type": "object"}),
+            FieldType::ObjectOrEmpty => json!({"anyOf": [{"type": "object"}, {"type": "null"},
+                {"const": ""}, {"type": "array", "maxItems": 0}]}),
             FieldType::ObjectList => json!({"type": "array", "items": {"type": "object"}}),
         };
         if spec.key == [rule.name] {

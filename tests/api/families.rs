@@ -35,7 +35,7 @@ fn wrong_value(kind: FieldType) -> Value {
         FieldType::Integer => json!("soon"),
         FieldType::TextOrInteger => json!([1]),
         FieldType::TextList => json!({"a": 1}),
-        FieldType::Object | FieldType::ObjectList => json!(5),
+        FieldType::Object | FieldType::ObjectOrEmpty | FieldType::ObjectList => json!(5),
     }
 }
 
@@ -371,6 +371,60 @@ async fn the_pages_samples_of_the_events_refused_before_now_land() {
     assert_eq!(
         app.records(TOPIC).len(),
         4,
+        "the forged copies landed nothing"
+    );
+}
+
+/// Cloud recording's two callback formats, "Recording status callback",
+/// https://www.zegocloud.com/docs/cloud-recording-server/recording-status-callback: the current
+/// one (files under `detail`, which the page calls empty for `event_type` 4) and the one
+/// accounts that enabled recording before 2021-11-29 get (`file_info` at the top level). Each
+/// lands, keyed by its task, with `zego-recording-format` saying which; a forged one does not.
+#[actix_web::test]
+async fn both_cloud_recording_formats_land_and_say_which_they_are() {
+    let app = spawn_app().await;
+    let now = now_secs().to_string();
+    let envelope = |task: &str, event_type: i64| {
+        json!({"app_id": 1, "task_id": task, "room_id": "room-1", "event_type": event_type,
+               "message": "m", "nonce": "350176", "timestamp": now, "signature": "s",
+               "sequence": 0})
+    };
+    let mut current = envelope("task-current", 5);
+    current["detail"] = json!({"file_info": [{"file_id": "a.mp4", "stream_id": "800221"}]});
+    let mut no_streams = envelope("task-empty", 4);
+    no_streams["detail"] = json!("");
+    let mut no_streams_object = envelope("task-empty-object", 4);
+    no_streams_object["detail"] = json!({});
+    let mut legacy = envelope("task-legacy", 1);
+    legacy["file_info"] = json!([{"file_id": "b.mp4", "stream_id": "800221"}]);
+    let mut without_files = envelope("task-plain", 2);
+    without_files.as_object_mut().unwrap().remove("message");
+    let cases = [
+        (current, "current"),
+        (no_streams, "current"),
+        (no_streams_object, "current"),
+        (legacy, "legacy"),
+        (without_files, "unknown"),
+    ];
+    for (mut body, format) in cases {
+        resign(&mut body);
+        let mut forged = body.clone();
+        forged["signature"] = json!("0".repeat(40));
+        assert_eq!(
+            app.post_json_to(Product::Recording, &forged).await.status,
+            401
+        );
+        let answer = app.post_json_to(Product::Recording, &body).await;
+        assert_eq!(answer.status, 200, "{body}: {answer:?}");
+        let records = app.records(TOPIC);
+        let record = find(&records, &body);
+        assert_eq!(record.key.as_deref(), body["task_id"].as_str());
+        assert_eq!(record.headers["zego-recording-format"], format, "{body}");
+        assert_eq!(record.json(), body, "the value is the callback as sent");
+    }
+    assert_eq!(
+        app.records(TOPIC).len(),
+        5,
         "the forged copies landed nothing"
     );
 }
