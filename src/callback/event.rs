@@ -199,6 +199,23 @@ impl Serialize for WithoutPerAttemptFields<'_> {
     }
 }
 
+/// The header naming a cloud recording callback's format.
+pub const HEADER_RECORDING_FORMAT: &str = "zego-recording-format";
+
+/// Which of cloud recording's two callback formats `fields` is: `legacy` (accounts that enabled
+/// recording before 2021-11-29: `file_info` at the top level, `event_type` 1/2/3 meaning other
+/// things), `current` (`detail`, possibly empty), or `unknown` when it has neither, as a
+/// legacy callback without files and a current `event_type` 4 without `detail` both look.
+pub fn recording_format(fields: &Map<String, Value>) -> &'static str {
+    if fields.contains_key("file_info") {
+        "legacy"
+    } else if fields.contains_key("detail") {
+        "current"
+    } else {
+        "unknown"
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -310,22 +327,5 @@ mod tests {
         assert!(call::timeout()
             .check_fields(&mut mixed_list, false)
             .is_err());
-    }
-}
-
-/// The header naming a cloud recording callback's format.
-pub const HEADER_RECORDING_FORMAT: &str = "zego-recording-format";
-
-/// Which of cloud recording's two callback formats `fields` is: `legacy` (accounts that enabled
-/// recording before 2021-11-29: `file_info` at the top level, `event_type` 1/2/3 meaning other
-/// things), `current` (`detail`, possibly empty), or `unknown` when it has neither, as a
-/// legacy callback without files and a current `event_type` 4 without `detail` both look.
-pub fn recording_format(fields: &Map<String, Value>) -> &'static str {
-    if fields.contains_key("file_info") {
-        "legacy"
-    } else if fields.contains_key("detail") {
-        "current"
-    } else {
-        "unknown"
     }
 }
