@@ -11,8 +11,10 @@ use prometheus::{
 /// Every metric the bridge exports.
 pub struct Metrics {
     registry: Registry,
-    /// Answered callbacks by `event` (a family name, `other` or `unparsed`), HTTP `status`
-    /// and `code` (`ok`, `duplicate` or the contract's error code).
+    /// Answered callbacks by `event` (a catalogue name, `other` or `unparsed`), `family` (a
+    /// catalogue family, `other` or `unknown`: bounded, and it tells In-app Chat's `room_create`
+    /// from Express's), HTTP `status` and `code` (`ok`, `duplicate` or the contract's error
+    /// code). Counted through `answered`.
     pub callbacks: IntCounterVec,
     /// One publish: record handed to librdkafka → broker ack (or failure), by `outcome`.
     pub publish_seconds: HistogramVec,
@@ -100,9 +102,9 @@ impl Metrics {
         let callbacks = IntCounterVec::new(
             Opts::new(
                 "zego_callbacks_total",
-                "Callbacks answered, by event, HTTP status and code",
+                "Callbacks answered, by event, family, HTTP status and code",
             ),
-            &["event", "status", "code"],
+            &["event", "family", "status", "code"],
         )
         .expect("valid metric");
         let publish_seconds = HistogramVec::new(
@@ -320,6 +322,13 @@ impl Metrics {
         self.signed_with.with_label_values(&[label]).inc();
     }
 
+    /// Counts one answer in `zego_callbacks_total`.
+    pub fn answered(&self, event: &str, family: &str, status: &str, code: &str) {
+        self.callbacks
+            .with_label_values(&[event, family, status, code])
+            .inc();
+    }
+
     /// Callbacks answered non-200 since start, by error code: summed from `zego_callbacks_total`,
     /// the one count of answers.
     pub fn refusals_by_code(&self) -> BTreeMap<String, u64> {
@@ -391,12 +400,7 @@ mod tests {
     #[test]
     fn refusals_are_summed_by_code_from_the_answer_counter() {
         let metrics = Metrics::new();
-        let answer = |event, status, code| {
-            metrics
-                .callbacks
-                .with_label_values(&[event, status, code])
-                .inc()
-        };
+        let answer = |event, status, code| metrics.answered(event, "call", status, code);
         answer("call_accept", "200", "ok");
         answer("call_accept", "503", "broker_unavailable");
         answer("call_create", "503", "broker_unavailable");

@@ -76,7 +76,8 @@ pub async fn receive(
     product: Product,
 ) -> HttpResponse<HeldPayload> {
     let mut seen = None;
-    let (event, result) = handle(&request, &mut payload, &state, product, &mut seen).await;
+    let ((event, family), result) =
+        handle(&request, &mut payload, &state, product, &mut seen).await;
     let (response, code) = match &result {
         Ok(Delivered::Fresh(ack)) => (acked(ack, false), "ok"),
         Ok(Delivered::Duplicate(Remembered::Acked(ack))) => (acked(ack, true), "duplicate"),
@@ -102,9 +103,7 @@ pub async fn receive(
     };
     state
         .metrics
-        .callbacks
-        .with_label_values(&[event, response.status().as_str(), code])
-        .inc();
+        .answered(event, family, response.status().as_str(), code);
     // An answer sent before the body was read to its end closes the connection (see
     // `held_payload`); one after it keeps the connection alive as usual.
     response.map_body(|_, body| HeldPayload::new(body, payload))
@@ -131,7 +130,8 @@ fn spooled(stamp: &SpoolStamp, duplicate: bool) -> HttpResponse {
     })
 }
 
-/// Runs the checks, then delivers; returns the event label for metrics with the outcome.
+/// Runs the checks, then delivers; returns the event and family labels for metrics with the
+/// outcome.
 /// `seen` gets the app id and event name as sent once the body is decoded, for explaining a
 /// refusal in the log.
 async fn handle(
@@ -140,7 +140,7 @@ async fn handle(
     state: &AppState,
     product: Product,
     seen: &mut Option<(String, String)>,
-) -> (&'static str, Result<Delivered, ApiError>) {
+) -> ((&'static str, &'static str), Result<Delivered, ApiError>) {
     let received_at_ms = unix_ms();
     // The byte budget is held from the first byte read until this function returns, i.e.
     // through verification and the wait for the ack.
@@ -169,15 +169,17 @@ async fn handle(
     let (callback, _budget) = match checked {
         Ok(checked) => checked,
         // Counted and explained by the caller (one log line a reason a minute).
-        Err(refusal) => return ("unparsed", Err(refusal)),
+        Err(refusal) => return (("unparsed", "unknown"), Err(refusal)),
     };
     state.metrics.signed_with_secret(callback.secret);
-    let event = callback.kind.map_or("other", |k| k.name());
+    let labels = callback
+        .kind
+        .map_or(("other", "other"), |k| (k.name(), k.family().name()));
     let record = state.kafka.record_for(callback, received_at_ms);
-    if event == BEFORE_SEND_MSG {
-        return (event, Ok(verdict(&record, state).await));
+    if labels.0 == BEFORE_SEND_MSG {
+        return (labels, Ok(verdict(&record, state).await));
     }
-    (event, deliver(&record, state).await)
+    (labels, deliver(&record, state).await)
 }
 
 /// `before_send_msg` blocks the user's message until ZIM has an answer, and a failed answer

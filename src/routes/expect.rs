@@ -28,9 +28,7 @@ pub fn continue_or_refuse(
         );
         state
             .metrics
-            .callbacks
-            .with_label_values(&["unparsed", "413", refusal.code()])
-            .inc();
+            .answered("unparsed", "unknown", "413", refusal.code());
         return Err(refusal.error_response().into());
     }
     Ok(request)

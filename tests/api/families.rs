@@ -257,6 +257,13 @@ async fn one_event_name_on_two_products_is_two_families() {
     assert_eq!(find(&records, &zim).headers["zego-family"], "room");
     assert_eq!(find(&records, &rtc).headers["zego-family"], "rtc");
     assert_eq!(records.len(), 2);
+    // The metrics tell them apart too: the family label.
+    for family in ["room", "rtc"] {
+        let answered = format!(
+            r#"zego_callbacks_total{{code="ok",event="room_create",family="{family}",status="200"}}"#
+        );
+        assert_eq!(app.metric(&answered).await, 1.0, "{family}");
+    }
 }
 
 #[actix_web::test]

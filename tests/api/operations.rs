@@ -59,13 +59,13 @@ async fn metrics_count_known_traffic() {
     assert_eq!(app.post_json(&forged).await.status, 401);
 
     let ok = app
-        .metric(r#"zego_callbacks_total{code="ok",event="call_accept",status="200"}"#)
+        .metric(r#"zego_callbacks_total{code="ok",event="call_accept",family="call",status="200"}"#)
         .await;
     let dup = app
-        .metric(r#"zego_callbacks_total{code="duplicate",event="call_accept",status="200"}"#)
+        .metric(r#"zego_callbacks_total{code="duplicate",event="call_accept",family="call",status="200"}"#)
         .await;
     let bad = app
-        .metric(r#"zego_callbacks_total{code="invalid_signature",event="unparsed",status="401"}"#)
+        .metric(r#"zego_callbacks_total{code="invalid_signature",event="unparsed",family="unknown",status="401"}"#)
         .await;
     assert_eq!((ok, dup, bad), (1.0, 1.0, 1.0));
     assert_eq!(app.metric("zego_duplicates_total").await, 1.0);

@@ -171,7 +171,8 @@ async fn a_full_spool_answers_503_spool_full_and_readyz_follows() {
     }
     // Broker gone and spool full: this replica cannot take callbacks.
     app.wait_for_readyz(503).await;
-    let refused = r#"zego_callbacks_total{code="spool_full",event="call_accept",status="503"}"#;
+    let refused =
+        r#"zego_callbacks_total{code="spool_full",event="call_accept",family="call",status="503"}"#;
     assert_eq!(app.metric(refused).await, full.len() as f64);
 
     app.cluster.broker_up(1).unwrap();
@@ -287,7 +288,8 @@ async fn a_callback_spooled_before_a_restart_is_a_duplicate_after_it() {
     app.wait_for_metric("zego_spool_drained_total", 1.0).await;
     // The record lands once (from the spool); the retry was neither spooled nor published.
     assert_eq!(app.metric("zego_spool_appended_total").await, 0.0);
-    let published = r#"zego_callbacks_total{code="ok",event="call_accept",status="200"}"#;
+    let published =
+        r#"zego_callbacks_total{code="ok",event="call_accept",family="call",status="200"}"#;
     assert_eq!(app.metric(published).await, 0.0);
     let _ = std::fs::remove_dir_all(&dir);
 }
