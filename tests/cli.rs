@@ -797,7 +797,7 @@ fn verify_reads_each_products_envelope() {
     let (stdout, _) = text(&valid);
     assert_eq!(valid.status.code(), Some(0), "{stdout}");
     assert!(
-        stdout.contains("family ai_agent event AgentInstanceStatus key agent-7"),
+        stdout.contains("family ai_agent event UserSpeakAction key agent-7"),
         "{stdout}"
     );
     let as_zim = run(

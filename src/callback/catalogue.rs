@@ -238,7 +238,7 @@ const ANSWER_RULES: &[FieldRule] = &[
     required("user_id", Text),
     optional("extend_data", Text),
 ];
-/// `room_enter` and `room_exit` (In-app Chat) carry the same fields.
+/// `room_exit` (In-app Chat); `room_enter` adds `new_user_ids`.
 const ROOM_MEMBER_RULES: &[FieldRule] = &[
     required("room_id", Text),
     optional("operator_account", Text),
@@ -347,7 +347,7 @@ static SPECS: &[EventSpec] = &[
         Family::Call,
         "call_cancel",
         "call_cancel: inviter cancelled",
-        "call-invitation-canceled",
+        "https://docs.zegocloud.com/article/15475",
         Sample::Page(
             r#"{"appid": "1", "event": "call_cancel", "nonce": "350176", "signature": "signature",
                 "timestamp": 1499676978, "call_id": "3501761173612493269", "user_ids": ["abc", "def"],
@@ -600,11 +600,16 @@ static SPECS: &[EventSpec] = &[
         "room_enter",
         "room_enter: a user entered an In-app Chat room",
         "room/room-entered",
-        Sample::Table(
-            r#"{"appid": "1", "event": "room_enter", "nonce": "350176", "signature": "signature",
-                "timestamp": 1499676978, "room_id": "1", "operator_account": "userA"}"#,
+        Sample::Page(
+            r#"{"appid": "1", "event": "room_enter", "room_id": "1", "nonce": "350176",
+                "signature": "signature", "operator_account": "userA",
+                "new_user_ids": ["Tony", "Jenny"], "timestamp": 1499676978}"#,
         ),
-        ROOM_MEMBER_RULES,
+        &[
+            required("room_id", Text),
+            optional("operator_account", Text),
+            optional("new_user_ids", TextList),
+        ],
         &["room_id"],
         NO_HEADERS,
     ),
@@ -1081,6 +1086,34 @@ mod tests {
             kind.check_fields(&mut fields, false)
                 .unwrap_or_else(|e| panic!("{name}: {e}"));
             assert!(kind.key(&fields).is_ok(), "{name}: no key");
+        }
+    }
+
+    /// `docs/callbacks.md` lists every catalogued event with the page its row names.
+    #[test]
+    fn docs_callbacks_lists_every_event_with_its_page() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/callbacks.md");
+        let doc = std::fs::read_to_string(path).expect("docs/callbacks.md");
+        for kind in EventKind::all() {
+            let (name, url) = (kind.name(), kind.spec().page_url());
+            // The event's own row: its name in the first cell, its page in the second.
+            let row = doc
+                .lines()
+                .find(|l| {
+                    let cells: Vec<&str> = l.split(" | ").collect();
+                    let first = if kind.spec().any_name {
+                        "every `Event`".to_string()
+                    } else {
+                        format!("`{name}`")
+                    };
+                    cells.len() >= 7 && cells[0].contains(&first) && cells[1].contains(&url)
+                })
+                .unwrap_or_else(|| panic!("{name}: no row of its own naming {url}"));
+            let source = format!("| {} ", kind.spec().sample.source());
+            assert!(
+                row.contains(&source),
+                "{name}: sample {source:?} not in {row}"
+            );
         }
     }
 
