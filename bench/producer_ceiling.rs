@@ -16,6 +16,7 @@ use zego_kafka_bridge::callback::policy::CallbackPolicy;
 use zego_kafka_bridge::callback::{body, sample, verify};
 use zego_kafka_bridge::clock::unix_ms;
 use zego_kafka_bridge::publish::settings::PassThroughOption;
+use zego_kafka_bridge::publish::Outgoing;
 use zego_kafka_bridge::publish::{KafkaSettings, Record};
 use zego_kafka_bridge::secret::Secret;
 

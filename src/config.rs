@@ -49,6 +49,17 @@ pub struct Settings {
     pub tls: Option<TlsFiles>,
     /// `None`: no spool, a 200 only from a broker ack.
     pub spool: Option<SpoolSettings>,
+    /// `KAFKA_TOPIC_REFUSED`: where refused callbacks are kept for `replay`; `None`: not kept.
+    pub refused: Option<RefusedSettings>,
+}
+
+/// Keeping refused callbacks (README, "Refused callbacks").
+#[derive(Debug, Clone)]
+pub struct RefusedSettings {
+    pub topic: String,
+    /// `KAFKA_REFUSED_PER_SECOND`: at most this many a second are kept (bursts of five times
+    /// that); the rest are counted and dropped, so a flood cannot fill Kafka.
+    pub per_second: u32,
 }
 
 /// The fixed variables, as envy reads them (lower-case field = upper-case variable).
@@ -87,6 +98,9 @@ struct RawSettings {
     spool_drain_rate: u32,
     tls_cert_file: Option<PathBuf>,
     tls_key_file: Option<PathBuf>,
+    kafka_topic_refused: Option<String>,
+    #[serde(default = "default_refused_per_second")]
+    kafka_refused_per_second: u32,
 }
 
 fn default_topic() -> String {
@@ -123,6 +137,9 @@ fn default_dedup_capacity() -> usize {
 fn default_spool_max_bytes() -> u64 {
     DEFAULT_SPOOL_MAX_BYTES
 }
+fn default_refused_per_second() -> u32 {
+    20
+}
 fn default_unknown_events() -> String {
     "reject".into()
 }
@@ -152,6 +169,8 @@ pub const VARIABLES: &[&str] = &[
     "SPOOL_DRAIN_RATE",
     "TLS_CERT_FILE",
     "TLS_KEY_FILE",
+    "KAFKA_TOPIC_REFUSED",
+    "KAFKA_REFUSED_PER_SECOND",
     "RUST_LOG",
     "LOG_FORMAT",
 ];
@@ -246,7 +265,26 @@ impl Settings {
             }),
             None => None,
         };
+        let refused = match raw.kafka_topic_refused {
+            Some(topic) if topic.is_empty() => None,
+            Some(topic) => {
+                validate_topic(&topic).map_err(named("KAFKA_TOPIC_REFUSED"))?;
+                if kafka.topics().any(|t| t == topic) {
+                    return Err(ConfigError(format!(
+                        "KAFKA_TOPIC_REFUSED ({topic}) must differ from every callback topic: refused callbacks are unauthenticated bytes and never go where verified ones do"
+                    )));
+                }
+                let per_second = within(
+                    "KAFKA_REFUSED_PER_SECOND",
+                    u64::from(raw.kafka_refused_per_second),
+                    1_000_000,
+                )? as u32;
+                Some(RefusedSettings { topic, per_second })
+            }
+            None => None,
+        };
         Ok(Settings {
+            refused,
             spool,
             bind_addr: raw.bind_addr,
             http,
@@ -296,6 +334,10 @@ fn topic_overrides(vars: &[(String, String)]) -> Result<TopicOverrides, ConfigEr
         let Some(suffix) = name.strip_prefix(TOPIC_PREFIX) else {
             continue;
         };
+        // KAFKA_TOPIC_REFUSED is a fixed variable, not a routing override.
+        if name == "KAFKA_TOPIC_REFUSED" {
+            continue;
+        }
         let suffix = suffix.to_lowercase();
         let is_event = EventKind::named(&suffix).is_some();
         let family = Family::from_name(&suffix);
@@ -418,8 +460,11 @@ impl Settings {
                 s.drain_rate
             )
         });
+        let refused = self.refused.as_ref().map_or("off".to_string(), |r| {
+            format!("{} KAFKA_REFUSED_PER_SECOND={}", r.topic, r.per_second)
+        });
         format!(
-            "configuration: ZEGO_CALLBACK_SECRET=({} secrets) ZEGO_APP_IDS={app_ids} ZEGO_FAMILIES={} TIMESTAMP_TOLERANCE_SECS={} UNKNOWN_EVENTS={:?} CALLBACK_PATH={} MAX_BODY_BYTES={} MAX_BUFFERED_BYTES={} MAX_IN_FLIGHT={} DEDUP_TTL_SECS={} DEDUP_CAPACITY={} KAFKA_DELIVERY_TIMEOUT_MS={} SPOOL_DIR={spool} TLS={}",
+            "configuration: ZEGO_CALLBACK_SECRET=({} secrets) ZEGO_APP_IDS={app_ids} ZEGO_FAMILIES={} TIMESTAMP_TOLERANCE_SECS={} UNKNOWN_EVENTS={:?} CALLBACK_PATH={} MAX_BODY_BYTES={} MAX_BUFFERED_BYTES={} MAX_IN_FLIGHT={} DEDUP_TTL_SECS={} DEDUP_CAPACITY={} KAFKA_DELIVERY_TIMEOUT_MS={} SPOOL_DIR={spool} KAFKA_TOPIC_REFUSED={refused} TLS={}",
             policy.secrets.len(),
             families.join(","),
             secs(policy.timestamp_tolerance),

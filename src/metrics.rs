@@ -60,6 +60,9 @@ pub struct Metrics {
     pub spool_group_records: Histogram,
     /// Groups whose write or flush failed (their callbacks were answered 503).
     pub spool_write_failures: IntCounter,
+    /// Refused callbacks offered to `KAFKA_TOPIC_REFUSED`, by `outcome`: `kept`, `dropped`
+    /// (over `KAFKA_REFUSED_PER_SECOND`), `failed` (Kafka did not take it).
+    pub refused_kept: IntCounterVec,
 }
 
 /// Every error code an answer can carry (README, "HTTP interface"); `routes::errors` has a
@@ -87,6 +90,9 @@ pub const REFUSAL_CODES: [&str; 18] = [
 
 /// The `path` label of `zego_refusals_total`: each product's path, or `unknown`.
 pub const REFUSAL_PATHS: [&str; 5] = ["zim", "rtc", "recording", "ai-agent", "unknown"];
+
+/// The `outcome` label of `zego_refused_kept_total`.
+pub const REFUSED_KEPT_OUTCOMES: [&str; 3] = ["kept", "dropped", "failed"];
 
 /// Position labels for `signed_with`, so no label string is made per request.
 const SECRET_POSITIONS: [&str; 9] = ["1", "2", "3", "4", "5", "6", "7", "8", "9+"];
@@ -243,6 +249,17 @@ impl Metrics {
             "zego_spool_write_failures_total",
             "Groups of spooled records whose write or flush failed (answered 503)",
         );
+        let refused_kept = IntCounterVec::new(
+            Opts::new(
+                "zego_refused_kept_total",
+                "Refused callbacks offered to KAFKA_TOPIC_REFUSED, by outcome: kept, dropped (over KAFKA_REFUSED_PER_SECOND) or failed",
+            ),
+            &["outcome"],
+        )
+        .expect("valid metric");
+        for outcome in REFUSED_KEPT_OUTCOMES {
+            refused_kept.with_label_values(&[outcome]);
+        }
         let build_info = IntGaugeVec::new(
             Opts::new("zego_build_info", "Build information; always 1"),
             &["version", "librdkafka"],
@@ -281,6 +298,7 @@ impl Metrics {
             Box::new(spool_write_seconds.clone()),
             Box::new(spool_group_records.clone()),
             Box::new(spool_write_failures.clone()),
+            Box::new(refused_kept.clone()),
         ];
         for collector in collectors {
             registry
@@ -313,7 +331,13 @@ impl Metrics {
             spool_write_seconds,
             spool_group_records,
             spool_write_failures,
+            refused_kept,
         }
+    }
+
+    /// Counts one refused callback offered to the refused topic.
+    pub fn refused_offered(&self, outcome: &'static str) {
+        self.refused_kept.with_label_values(&[outcome]).inc();
     }
 
     /// Counts a callback verified with the secret at `position` (from 1).

@@ -156,7 +156,8 @@ fn create_embedded_topics(
     bootstrap: &str,
     settings: &Settings,
 ) -> Result<(), String> {
-    for topic in settings.kafka.topics() {
+    let refused = settings.refused.as_ref().map(|r| r.topic.as_str());
+    for topic in settings.kafka.topics().chain(refused) {
         cluster
             .create_topic(topic, EMBEDDED_PARTITIONS, 1)
             .map_err(|e| e.to_string())?;

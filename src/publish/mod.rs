@@ -17,7 +17,7 @@ use rdkafka::ClientConfig;
 use crate::metrics::Metrics;
 use context::BridgeContext;
 pub use errors::PublishError;
-pub use record::{Record, SpoolStamp};
+pub use record::{Outgoing, Record, SpoolStamp};
 pub use settings::KafkaSettings;
 
 /// Where the broker put an acked record.
@@ -146,7 +146,7 @@ impl Publisher {
     }
 
     /// Sends one record and waits for the broker's ack. Never blocks the calling thread.
-    pub async fn publish(&self, record: &Record) -> Result<Ack, PublishError> {
+    pub async fn publish(&self, record: &impl Outgoing) -> Result<Ack, PublishError> {
         let mut generation = self.current();
         if generation.is_fatal() {
             self.replace(
@@ -184,7 +184,7 @@ impl Publisher {
         }
         match outcome {
             Ok(Ok(Ok(delivered))) => Ok(Ack {
-                topic: record.topic.clone(),
+                topic: record.topic().to_string(),
                 partition: delivered.partition,
                 offset: delivered.offset,
             }),

@@ -18,6 +18,14 @@ pub const HEADER_SPOOL_SEQ: &str = "zego-spool-seq";
 pub const HEADER_SPOOLED_AT: &str = "zego-spooled-at";
 const JSON: &str = "application/json";
 
+/// What the producer can send: a verified callback's `Record`, or a refused callback kept for
+/// replay (`deliver::refused`).
+pub trait Outgoing {
+    fn topic(&self) -> &str;
+    /// The borrowed form librdkafka's producer takes.
+    fn to_future_record(&self) -> FutureRecord<'_, str, [u8]>;
+}
+
 /// One record to publish.
 #[derive(Debug, Clone)]
 pub struct Record {
@@ -102,9 +110,14 @@ impl Record {
             },
         )
     }
+}
 
-    /// The borrowed form librdkafka's producer takes.
-    pub fn to_future_record(&self) -> FutureRecord<'_, str, [u8]> {
+impl Outgoing for Record {
+    fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    fn to_future_record(&self) -> FutureRecord<'_, str, [u8]> {
         let record = FutureRecord::to(&self.topic)
             .payload(&self.value[..])
             .headers(self.headers());

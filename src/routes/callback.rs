@@ -1,7 +1,7 @@
-//! `POST {CALLBACK_PATH}[/rtc|/recording|/ai-agent]`: size → media type → parse → signature → timestamp → appid → event
-//! schema → dedupe → publish → answer. 200 only from a broker ack (or a remembered one).
-
-use std::time::{Duration, Instant};
+//! `POST {CALLBACK_PATH}[/rtc|/recording|/ai-agent]`: size → media type → body → verify
+//! (`callback`) → record → `deliver` → answer. This file reads a request and writes its answer;
+//! 200 only from a broker ack, the spool, or a remembered one. A refused body is handed to the
+//! refused topic when one is configured (`deliver::refused`).
 
 use actix_web::http::header::{CONTENT_ENCODING, CONTENT_TYPE};
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
@@ -16,30 +16,19 @@ use super::limits::declared_length;
 use crate::callback::catalogue::{Product, BEFORE_SEND_MSG};
 use crate::callback::{self, body, Rejection};
 use crate::clock::unix_ms;
-use crate::dedup::{self, Claim, Remembered};
-use crate::metrics::InFlight;
-use crate::publish::{Ack, PublishError, Record, SpoolStamp};
+use crate::dedup::Remembered;
+use crate::deliver::refused::{is_kept, RefusedRecord};
+use crate::deliver::Delivered;
+use crate::publish::{Ack, PublishError, SpoolStamp};
 use crate::routes::{ApiError, AppState};
-use crate::spool::Spool;
 
-/// How a callback that got a 200 got it.
+/// What the handler answers with: a delivery's outcome, or for `before_send_msg` ZIM's verdict
+/// (`published` says whether the record was acknowledged or spooled in time).
 #[derive(Debug)]
-pub enum Delivered {
-    /// Published now and acked by the broker.
-    Fresh(Ack),
-    /// The same callback was acked or spooled before (or was being delivered): answered with
-    /// that outcome.
-    Duplicate(Remembered),
-    /// Kafka could not take it in time: durable in the spool, forwarded when Kafka is back.
-    Spooled(SpoolStamp),
-    /// `before_send_msg`: answered with ZIM's verdict "send" within its deadline, whatever
-    /// Kafka did; `published` says whether the record was acknowledged or spooled in time.
+enum Answer {
+    Delivered(Delivered),
     Verdict { published: bool },
 }
-
-/// ZIM waits at most 2.5 s for a `before_send_msg` verdict; the answer leaves with margin for
-/// the network.
-const VERDICT_DEADLINE: Duration = Duration::from_secs(2);
 
 /// ZIM's answer body for `before_send_msg`: `result` 0 is "neutral: send the message".
 #[derive(Serialize)]
@@ -47,6 +36,12 @@ struct Verdict {
     result: u8,
     ok: bool,
     published: bool,
+}
+
+/// The body of a callback as read, kept for the refused topic until the answer is decided.
+struct Received {
+    body: Bytes,
+    content_type: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -75,15 +70,27 @@ pub async fn receive(
     state: web::Data<AppState>,
     product: Product,
 ) -> HttpResponse<HeldPayload> {
-    let mut seen = None;
-    let ((event, family), result) =
-        handle(&request, &mut payload, &state, product, &mut seen).await;
+    let (mut seen, mut received) = (None, None);
+    let received_at_ms = unix_ms();
+    let ((event, family), result) = handle(
+        &request,
+        &mut payload,
+        &state,
+        product,
+        received_at_ms,
+        (&mut seen, &mut received),
+    )
+    .await;
     let (response, code) = match &result {
-        Ok(Delivered::Fresh(ack)) => (acked(ack, false), "ok"),
-        Ok(Delivered::Duplicate(Remembered::Acked(ack))) => (acked(ack, true), "duplicate"),
-        Ok(Delivered::Duplicate(Remembered::Spooled(stamp))) => (spooled(stamp, true), "duplicate"),
-        Ok(Delivered::Spooled(stamp)) => (spooled(stamp, false), "spooled"),
-        Ok(Delivered::Verdict { published }) => {
+        Ok(Answer::Delivered(Delivered::Fresh(ack))) => (acked(ack, false), "ok"),
+        Ok(Answer::Delivered(Delivered::Duplicate(Remembered::Acked(ack)))) => {
+            (acked(ack, true), "duplicate")
+        }
+        Ok(Answer::Delivered(Delivered::Duplicate(Remembered::Spooled(stamp)))) => {
+            (spooled(stamp, true), "duplicate")
+        }
+        Ok(Answer::Delivered(Delivered::Spooled(stamp))) => (spooled(stamp, false), "spooled"),
+        Ok(Answer::Verdict { published }) => {
             let response = HttpResponse::Ok().json(Verdict {
                 result: 0,
                 ok: true,
@@ -98,7 +105,25 @@ pub async fn receive(
                     .map(|(a, e): &(String, String)| (a.as_str(), e.as_str()));
                 describe_request(&request, seen)
             });
-            (error.error_response(), error.code())
+            let response = error.error_response();
+            if let (Some(keeper), Some(received)) = (&state.delivery.refused, received) {
+                if is_kept(error.code()) {
+                    keeper.keep(RefusedRecord {
+                        topic: String::new(),
+                        body: received.body,
+                        code: error.code(),
+                        status: response.status().as_u16(),
+                        product,
+                        path: request.path().to_string(),
+                        content_type: received.content_type,
+                        source: request
+                            .peer_addr()
+                            .map_or_else(String::new, |a| a.ip().to_string()),
+                        received_at_ms,
+                    });
+                }
+            }
+            (response, error.code())
         }
     };
     state
@@ -131,17 +156,16 @@ fn spooled(stamp: &SpoolStamp, duplicate: bool) -> HttpResponse {
 }
 
 /// Runs the checks, then delivers; returns the event and family labels for metrics with the
-/// outcome.
-/// `seen` gets the app id and event name as sent once the body is decoded, for explaining a
-/// refusal in the log.
+/// outcome. `seen` gets the app id and event name as sent once the body is decoded (for
+/// explaining a refusal in the log), `received` the body as read (for the refused topic).
 async fn handle(
     request: &HttpRequest,
     payload: &mut web::Payload,
     state: &AppState,
     product: Product,
-    seen: &mut Option<(String, String)>,
-) -> ((&'static str, &'static str), Result<Delivered, ApiError>) {
-    let received_at_ms = unix_ms();
+    received_at_ms: i64,
+    (seen, received): (&mut Option<(String, String)>, &mut Option<Received>),
+) -> ((&'static str, &'static str), Result<Answer, ApiError>) {
     // The byte budget is held from the first byte read until this function returns, i.e.
     // through verification and the wait for the ack.
     let checked = async {
@@ -151,6 +175,13 @@ async fn handle(
         }
         let content_type = media_type(request)?;
         let (bytes, budget) = read_body(payload, state).await?;
+        if state.delivery.refused.is_some() {
+            // A clone of `Bytes` shares the buffer: no copy unless it is kept.
+            *received = Some(Received {
+                body: bytes.clone(),
+                content_type: content_type.map(String::from),
+            });
+        }
         let decoded = body::decode(bytes, content_type)?;
         let names = product.envelope();
         let text = |name: Option<&str>| {
@@ -177,142 +208,14 @@ async fn handle(
         .map_or(("other", "other"), |k| (k.name(), k.family().name()));
     let record = state.kafka.record_for(callback, received_at_ms);
     if labels.0 == BEFORE_SEND_MSG {
-        return (labels, Ok(verdict(&record, state).await));
+        let published = state.delivery.verdict(&record).await;
+        return (labels, Ok(Answer::Verdict { published }));
     }
-    (labels, deliver(&record, state).await)
-}
-
-/// `before_send_msg` blocks the user's message until ZIM has an answer, and a failed answer
-/// drops the message: the verdict "send" goes out within `VERDICT_DEADLINE` whatever Kafka
-/// does, and the record is published (or spooled) if that happens in time. One that is not is
-/// counted and logged; `send_msg` still reports the message once it is sent.
-async fn verdict(record: &Record, state: &AppState) -> Delivered {
-    let published = matches!(
-        tokio::time::timeout(VERDICT_DEADLINE, deliver(record, state)).await,
-        Ok(Ok(_))
-    );
-    if !published {
-        state.metrics.verdict_unpublished.inc();
-        log::warn!(
-            "before_send_msg {} answered \"send\" without being published (Kafka did not take it within {} s)",
-            record.callback_id,
-            VERDICT_DEADLINE.as_secs()
-        );
-    }
-    Delivered::Verdict { published }
-}
-
-/// Dedupe, then publish (or spool).
-async fn deliver(record: &Record, state: &AppState) -> Result<Delivered, ApiError> {
-    let guard = match state.dedup.claim(&record.callback_id) {
-        Claim::Acked(ack) => {
-            state.metrics.duplicates.inc();
-            return Ok(Delivered::Duplicate(ack));
-        }
-        Claim::Wait(receiver) => {
-            let ack = dedup::wait(receiver).await?;
-            state.metrics.duplicates.inc();
-            return Ok(Delivered::Duplicate(ack));
-        }
-        Claim::Publish(guard) => guard,
-    };
-    let Ok(_permit) = state.in_flight.try_acquire() else {
-        log::warn!(
-            "MAX_IN_FLIGHT reached: refusing callback {}",
-            record.callback_id
-        );
-        return Err(PublishError::Overloaded.into());
-    };
-    // Lowered when dropped, so a request cancelled mid-publish (client gone, shutdown) does not
-    // leave the gauge raised.
-    let _in_flight = InFlight::enter(&state.metrics.in_flight);
-    if let Some(spool) = &state.spool {
-        let delivered = publish_or_spool(record, state, spool).await;
-        // A spooled callback is remembered like an acked one: a repeat (concurrent or later)
-        // is answered 200 duplicate and lands once.
-        guard.finish(match &delivered {
-            Ok(Delivered::Fresh(ack)) => Ok(Remembered::Acked(ack.clone())),
-            Ok(Delivered::Spooled(stamp)) => Ok(Remembered::Spooled(*stamp)),
-            Ok(Delivered::Duplicate(remembered)) => Ok(remembered.clone()),
-            Ok(Delivered::Verdict { .. }) => Err(PublishError::Unavailable("a verdict".into())),
-            Err(ApiError::Publish(e)) => Err(e.clone()),
-            Err(other) => Err(PublishError::Unavailable(other.to_string())),
-        });
-        return delivered;
-    }
-    let outcome = publish(record, state).await;
-    guard.finish(outcome.clone().map(Remembered::Acked));
-    Ok(Delivered::Fresh(
-        outcome.inspect_err(|e| answered_non_200(record, e))?,
-    ))
-}
-
-/// The spool's rule (README, "Durable spool"): spool at once while the spool holds anything or
-/// the broker is known unreachable; otherwise publish, and spool what Kafka could not take in
-/// time. A non-retriable failure is answered 500 as without a spool: spooling it would only
-/// fail again at the drain.
-async fn publish_or_spool(
-    record: &Record,
-    state: &AppState,
-    spool: &Spool,
-) -> Result<Delivered, ApiError> {
-    if !spool.is_active() && !state.readiness.broker_known_unreachable() {
-        if let Some(straight) = spool.straight_to_kafka().await {
-            let outcome = publish(record, state).await;
-            drop(straight);
-            match outcome {
-                Err(PublishError::Unavailable(why)) => log::info!(
-                    "Kafka did not take callback {} in time ({why}): spooling it",
-                    record.callback_id
-                ),
-                other => {
-                    return Ok(Delivered::Fresh(
-                        other.inspect_err(|e| answered_non_200(record, e))?,
-                    ))
-                }
-            }
-        }
-    }
-    let stamp = spool.append(record).await?;
-    log::debug!(
-        "spooled {} key={} as spool record {}",
-        record.event,
-        record.key.as_deref().unwrap_or("-"),
-        stamp.seq
-    );
-    Ok(Delivered::Spooled(stamp))
-}
-
-/// One publish, timed; an ack logged (a failure is logged by the caller, which decides the
-/// answer).
-async fn publish(record: &Record, state: &AppState) -> Result<Ack, PublishError> {
-    let started = Instant::now();
-    let outcome = state.publisher.publish(record).await;
-    state
-        .metrics
-        .publish_seconds
-        .with_label_values(&[if outcome.is_ok() { "acked" } else { "failed" }])
-        .observe(started.elapsed().as_secs_f64());
-    if let Ok(ack) = &outcome {
-        log::debug!(
-            "acked {} key={} at {}/{}/{}",
-            record.event,
-            record.key.as_deref().unwrap_or("-"),
-            ack.topic,
-            ack.partition,
-            ack.offset
-        );
-    }
-    outcome
-}
-
-fn answered_non_200(record: &Record, error: &PublishError) {
-    log::warn!(
-        "publish failed, answering non-200 so ZEGOCLOUD retries: {} key={} callback_id={}: {error}",
-        record.event,
-        record.key.as_deref().unwrap_or("-"),
-        record.callback_id
-    );
+    let delivered = state.delivery.deliver(&record).await;
+    (
+        labels,
+        delivered.map(Answer::Delivered).map_err(ApiError::from),
+    )
 }
 
 /// The one `Content-Type`, with no `Content-Encoding` the bridge would have to undo.

@@ -26,6 +26,15 @@ pub enum ApiError {
     MethodNotAllowed,
 }
 
+impl From<crate::deliver::DeliveryError> for ApiError {
+    fn from(error: crate::deliver::DeliveryError) -> Self {
+        match error {
+            crate::deliver::DeliveryError::Publish(e) => ApiError::Publish(e),
+            crate::deliver::DeliveryError::Spool(e) => ApiError::Spool(e),
+        }
+    }
+}
+
 #[derive(Serialize)]
 struct ErrorBody<'a> {
     ok: bool,

@@ -13,9 +13,9 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     if state.is_ready() {
         HttpResponse::Ok().json(json!({"ok": true}))
     } else {
-        let why = if state.readiness.is_shutting_down() {
+        let why = if state.delivery.readiness.is_shutting_down() {
             "shutting down"
-        } else if state.spool.is_some() {
+        } else if state.delivery.spool.is_some() {
             "the broker has not answered a metadata request recently and the spool does not accept (full, or its writes fail)"
         } else {
             "the broker has not answered a metadata request recently"
@@ -26,7 +26,10 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 }
 
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    state.metrics.dedup_entries.set(state.dedup.len() as i64);
+    state
+        .metrics
+        .dedup_entries
+        .set(state.delivery.dedup.len() as i64);
     let held = state.limits.max_buffered_bytes - state.buffered.available_permits();
     state.metrics.buffered_bytes.set(held as i64);
     HttpResponse::Ok()

@@ -17,10 +17,12 @@ use tokio::task::JoinHandle;
 
 use crate::config::Settings;
 use crate::dedup::DedupCache;
+use crate::deliver::refused::RefusedKeeper;
+use crate::deliver::Delivery;
 use crate::metrics::Metrics;
 use crate::publish::Publisher;
 use crate::refusals::{describe, RefusalReport};
-use crate::routes::state::{AppState, Readiness};
+use crate::routes::state::AppState;
 use crate::spool::Spool;
 
 mod http_server;
@@ -80,17 +82,26 @@ impl Application {
         let dedup = DedupCache::new(settings.dedup_ttl, settings.dedup_capacity);
         // What the spool holds is remembered as spooled: a retry of it is a duplicate.
         dedup.remember_spooled(held);
+        let publisher = Arc::new(publisher);
+        let refused = settings
+            .refused
+            .as_ref()
+            .map(|r| RefusedKeeper::new(r, publisher.clone(), metrics.clone()));
+        let delivery = Delivery::new(
+            publisher,
+            dedup,
+            settings.max_in_flight,
+            metrics.clone(),
+            spool,
+            refused,
+        );
         let state = web::Data::new(AppState {
             buffered,
             limits: settings.http,
             policy: settings.policy,
             kafka: settings.kafka,
-            publisher: Arc::new(publisher),
-            dedup,
-            in_flight: Semaphore::new(settings.max_in_flight),
+            delivery,
             metrics,
-            readiness: Readiness::default(),
-            spool,
             refusal_log: crate::refusals::RefusalLog::new(
                 crate::routes::state::REFUSAL_LOG_INTERVAL,
             ),
@@ -111,7 +122,7 @@ impl Application {
     /// The shared publisher: tests raise librdkafka faults through it.
     #[cfg(any(test, feature = "test-support"))]
     pub fn publisher(&self) -> Arc<Publisher> {
-        self.state.publisher.clone()
+        self.state.delivery.publisher.clone()
     }
 
     /// Serves until `shutdown` completes, then drains and flushes (see the module comment).
@@ -126,9 +137,10 @@ impl Application {
             ..
         } = self;
         let probe = spawn_broker_probe(state.clone());
-        let drain = state.spool.clone().map(|spool| {
-            let (publisher, readiness_of) = (state.publisher.clone(), state.clone());
-            tokio::spawn(spool.drain(publisher, move || readiness_of.readiness.broker_reachable()))
+        let delivery = &state.delivery;
+        let drain = delivery.spool.clone().map(|spool| {
+            let (publisher, readiness) = (delivery.publisher.clone(), delivery.readiness.clone());
+            tokio::spawn(spool.drain(publisher, move || readiness.broker_reachable()))
         });
         let reporter = spawn_refusal_reporter(state.clone());
         let handle = server.handle();
@@ -136,7 +148,7 @@ impl Application {
         let served = tokio::select! {
             served = &mut server => served,
             () = shutdown => {
-                state.readiness.begin_shutdown();
+                state.delivery.readiness.begin_shutdown();
                 log::info!(
                     "shutting down: no new connections; callbacks in flight get up to {}s",
                     drain_timeout.as_secs()
@@ -152,14 +164,14 @@ impl Application {
             // What it was forwarding stays in the spool until acknowledged: sent again next start.
             drain.abort();
         }
-        if let Some(spool) = state.spool.clone() {
+        if let Some(spool) = state.delivery.spool.clone() {
             let _ = tokio::task::spawn_blocking(move || spool.close()).await;
         }
         log::info!(
             "since start: {}",
             describe(&state.metrics.refusals_by_code())
         );
-        let publisher = state.publisher.clone();
+        let publisher = state.delivery.publisher.clone();
         let _ = tokio::task::spawn_blocking(move || publisher.flush_blocking(drain_timeout)).await;
         log::info!("stopped");
         served
@@ -174,17 +186,18 @@ fn spawn_broker_probe(state: web::Data<AppState>) -> JoinHandle<()> {
             let probing = state.clone();
             let reachable = tokio::task::spawn_blocking(move || {
                 probing
+                    .delivery
                     .publisher
                     .probe_blocking(&probing.kafka.topic, PROBE_TIMEOUT)
             })
             .await
             .unwrap_or(false);
             if reachable {
-                state.readiness.probe_succeeded();
+                state.delivery.readiness.probe_succeeded();
             } else {
-                state.readiness.probe_failed();
+                state.delivery.readiness.probe_failed();
             }
-            state.publisher.replace_if_stalled(reachable);
+            state.delivery.publisher.replace_if_stalled(reachable);
             state.metrics.broker_reachable.set(i64::from(reachable));
             if was_reachable != Some(reachable) {
                 match reachable {

@@ -104,7 +104,8 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
         vars.push((name.to_string(), value));
     }
     let settings = Settings::from_vars(vars).expect("valid test settings");
-    for topic in settings.kafka.topics() {
+    let refused = settings.refused.as_ref().map(|r| r.topic.as_str());
+    for topic in settings.kafka.topics().chain(refused) {
         cluster.create_topic(topic, PARTITIONS, 1).expect("topic");
     }
     let path = settings.http.callback_path.clone();
