@@ -13,6 +13,7 @@ use serde::Deserialize;
 
 use crate::callback::catalogue::{EventKind, Family};
 use crate::callback::policy::{self, CallbackPolicy, UnknownEvents};
+use crate::deliver::refused::RefusedSettings;
 use crate::publish::settings::{
     option_property, validate_topic, PassThroughOption, MAX_DELIVERY_TIMEOUT_MS,
 };
@@ -51,15 +52,6 @@ pub struct Settings {
     pub spool: Option<SpoolSettings>,
     /// `KAFKA_TOPIC_REFUSED`: where refused callbacks are kept for `replay`; `None`: not kept.
     pub refused: Option<RefusedSettings>,
-}
-
-/// Keeping refused callbacks (README, "Refused callbacks").
-#[derive(Debug, Clone)]
-pub struct RefusedSettings {
-    pub topic: String,
-    /// `KAFKA_REFUSED_PER_SECOND`: at most this many a second are kept (bursts of five times
-    /// that); the rest are counted and dropped, so a flood cannot fill Kafka.
-    pub per_second: u32,
 }
 
 /// The fixed variables, as envy reads them (lower-case field = upper-case variable).

@@ -30,6 +30,7 @@ async fn main() {
         Some(Command::Sign(args)) => cli::signing::sign(args),
         Some(Command::Verify(args)) => cli::signing::check(args),
         Some(Command::Spool(args)) => cli::spool::run(args).await,
+        Some(Command::Replay(args)) => cli::replay::run(args).await,
         Some(Command::Completions { shell }) => cli::completions(shell),
     };
     std::process::exit(code);

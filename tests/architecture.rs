@@ -16,13 +16,17 @@ const LAYERS: &[&[&str]] = &[
         "tls",
         "kafka_log",
     ],
+    // Whether the broker answers and the process is stopping (uses `clock`).
+    &["readiness"],
     // bytes → verified callback
     &["callback"],
     // verified callback → record → ack
     &["publish"],
     &["dedup"],
     &["spool"],
-    // ack → answer
+    // record → ack or spool stamp (dedupe, in-flight bound, spool, refused topic)
+    &["deliver"],
+    // outcome → answer
     &["routes"],
     // environment → each part's settings
     &["config"],

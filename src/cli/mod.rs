@@ -1,8 +1,9 @@
 //! The command line: serve (default), `simulate`, `tail`, `healthcheck`, `sign`, `verify`,
-//! `spool`, `completions`.
+//! `spool`, `replay`, `completions`.
 
 pub mod healthcheck;
 pub mod output;
+pub mod replay;
 pub mod serve;
 pub mod signing;
 pub mod simulate;
@@ -53,6 +54,9 @@ pub enum Command {
     Sign(signing::SignArgs),
     /// Check a callback body the way the bridge does: which secret signed it, or why it is refused.
     Verify(signing::VerifyArgs),
+    /// Publish refused callbacks kept in KAFKA_TOPIC_REFUSED that pass the current
+    /// configuration (after a secret or app id was fixed); `--dry-run` to look first.
+    Replay(replay::ReplayArgs),
     /// An orphaned spool (its replica is gone): `spool inspect --dir DIR`, `spool drain --dir DIR`.
     Spool(spool::SpoolArgs),
     /// Print a shell completion script: `zego-kafka-bridge completions bash > /etc/bash_completion.d/zego-kafka-bridge`.

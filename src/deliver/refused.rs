@@ -14,7 +14,6 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::FutureRecord;
 
 use crate::callback::catalogue::Product;
-use crate::config::RefusedSettings;
 use crate::metrics::Metrics;
 use crate::publish::{Outgoing, Publisher};
 
@@ -42,6 +41,15 @@ pub const KEPT_CODES: [&str; 7] = [
 /// Whether a refusal with this code is kept.
 pub fn is_kept(code: &str) -> bool {
     KEPT_CODES.contains(&code)
+}
+
+/// Keeping refused callbacks (README, "Refused callbacks").
+#[derive(Debug, Clone)]
+pub struct RefusedSettings {
+    pub topic: String,
+    /// `KAFKA_REFUSED_PER_SECOND`: at most this many a second are kept (bursts of five times
+    /// that); the rest are counted and dropped, so a flood cannot fill Kafka.
+    pub per_second: u32,
 }
 
 /// One refused callback, as the refused topic holds it.

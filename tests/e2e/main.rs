@@ -8,6 +8,7 @@ mod certs;
 mod disk_faults;
 mod harness;
 mod prometheus;
+mod replay;
 mod replicas;
 mod sasl;
 mod spool;
