@@ -141,5 +141,80 @@ async fn a_wrong_secrets_refusals_are_kept_and_replayed_once_after_the_fix() {
         5,
         "a dry run publishes nothing"
     );
-    report("| replay after a wrong secret | 5 refused + 1 forged kept | 5 replayed in order, same ids | second replay: 0 | forged: still refused |");
+    // A flood of forgeries past KAFKA_REFUSED_PER_SECOND (20, bursts of 100): counted and
+    // dropped, while callbacks signed with the secret the bridge has land as usual.
+    let url = bridge.url();
+    let run = |secret: &'static str, id: &'static str, count: &'static str| {
+        let url = url.clone();
+        tokio::task::spawn_blocking(move || {
+            Command::new(bridge_bin())
+                .args([
+                    "simulate",
+                    "--url",
+                    &url,
+                    "--secret",
+                    secret,
+                    "--event",
+                    "call_accept",
+                ])
+                .args([
+                    "--count",
+                    count,
+                    "--call-id",
+                    id,
+                    "--no-retry",
+                    "--concurrency",
+                    "8",
+                ])
+                .output()
+                .expect("simulate runs")
+        })
+    };
+    let (flood, genuine) = tokio::join!(
+        run("forger", "flood", "600"),
+        run("the-old-secret", "genuine", "50")
+    );
+    let genuine = genuine.unwrap();
+    let genuine = format!(
+        "{}{}",
+        String::from_utf8_lossy(&genuine.stdout),
+        String::from_utf8_lossy(&genuine.stderr)
+    );
+    assert!(genuine.contains("50 answered 200"), "{genuine}");
+    drop(flood);
+    let series = |outcome: &str| format!("zego_refused_kept_total{{outcome=\"{outcome}\"}}");
+    wait_for_metric(
+        bridge.port,
+        &series("dropped"),
+        Duration::from_secs(30),
+        |n| n > 0.0,
+    )
+    .await;
+    let counted =
+        |port| ["kept", "dropped", "failed"].map(|outcome| metric(port, &series(outcome)));
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let [kept, dropped, failed] = loop {
+        let now = counted(bridge.port);
+        if now.iter().sum::<f64>() == 6.0 + 600.0 {
+            break now;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not all counted: {now:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(failed, 0.0);
+    assert!(dropped >= 300.0, "only {dropped} of 600 dropped");
+    let in_refused = read_topic(&brokers, REFUSED).len();
+    assert_eq!(
+        in_refused as f64, kept,
+        "the refused topic holds what was kept"
+    );
+    assert_eq!(
+        read_topic(&brokers, TOPIC).len(),
+        5 + 50,
+        "the genuine ones landed"
+    );
+    report(&format!("| replay after a wrong secret | 5 refused + 1 forged kept | 5 replayed in order, same ids | second replay: 0 | forged: still refused | flood of 600 forged: {kept} kept, {dropped} dropped, 50 genuine all 200 |"));
 }
