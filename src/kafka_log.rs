@@ -12,6 +12,9 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 /// How long one kind of message stays folded after it was logged.
 pub const FOLD_WINDOW: Duration = Duration::from_secs(10);
 
+/// Kinds remembered before the stale ones are forgotten.
+const MAX_KINDS: usize = 256;
+
 struct Window {
     started: Instant,
     folded: u64,
@@ -52,6 +55,12 @@ impl LogFolder {
                 })
             }
             None => {
+                // Kinds not seen for a while are forgotten (what they had folded is stale):
+                // messages carrying ever-new text (topic or host names) cannot grow the map
+                // without bound.
+                if windows.len() >= MAX_KINDS {
+                    windows.retain(|_, w| now.duration_since(w.started) < FOLD_WINDOW);
+                }
                 windows.insert(
                     kind,
                     Window {
@@ -143,6 +152,20 @@ mod tests {
             folder.observe("1/1 brokers are down", later).as_deref(),
             Some("1/1 brokers are down (5 more like this in the last 10s)")
         );
+    }
+
+    #[test]
+    fn kinds_not_seen_for_a_window_are_forgotten_when_many() {
+        let folder = LogFolder::default();
+        let start = Instant::now();
+        for n in 0..MAX_KINDS {
+            let name: String = std::iter::repeat_n('a', n + 1).collect();
+            folder.observe(&format!("cannot reach {name}"), start);
+        }
+        let later = start + FOLD_WINDOW * 2;
+        folder.observe("a new complaint", later);
+        let windows = folder.windows.lock().unwrap();
+        assert_eq!(windows.len(), 1, "only the fresh kind is kept");
     }
 
     #[test]

@@ -1,28 +1,43 @@
 //! Whether the broker answers and whether the process is shutting down: written by the
 //! broker probe and the shutdown, read by `/readyz` and by delivery (spool at once when the
-//! broker is known unreachable).
+//! broker is known unreachable). Ages are measured on the monotonic clock: a wall clock
+//! stepped by NTP must not make a dead broker look alive or a live one dead.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
-
-use crate::clock::unix_ms;
+use std::time::{Duration, Instant};
 
 /// How long a successful broker probe keeps `/readyz` at 200.
 pub const READY_WINDOW: Duration = Duration::from_secs(3);
 
 /// Readiness: the broker answered recently and the process is not shutting down.
-#[derive(Default)]
 pub struct Readiness {
-    /// Unix milliseconds of the last successful probe; 0 = never.
-    last_ok_ms: AtomicU64,
+    /// What the probe times are measured from.
+    started: Instant,
+    /// Milliseconds after `started` of the last successful probe, plus one; 0 = never.
+    last_ok: AtomicU64,
     /// The last probe failed (false until a probe has run).
     last_failed: AtomicBool,
     shutting_down: AtomicBool,
 }
 
+impl Default for Readiness {
+    fn default() -> Self {
+        Readiness {
+            started: Instant::now(),
+            last_ok: AtomicU64::new(0),
+            last_failed: AtomicBool::new(false),
+            shutting_down: AtomicBool::new(false),
+        }
+    }
+}
+
 impl Readiness {
+    fn elapsed_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
     pub fn probe_succeeded(&self) {
-        self.last_ok_ms.store(unix_ms() as u64, Ordering::Release);
+        self.last_ok.store(self.elapsed_ms() + 1, Ordering::Release);
         self.last_failed.store(false, Ordering::Release);
     }
 
@@ -48,7 +63,35 @@ impl Readiness {
 
     /// The broker answered a probe within `READY_WINDOW`.
     pub fn broker_reachable(&self) -> bool {
-        let last = self.last_ok_ms.load(Ordering::Acquire);
-        last > 0 && (unix_ms() as u64).saturating_sub(last) < READY_WINDOW.as_millis() as u64
+        let last = self.last_ok.load(Ordering::Acquire);
+        last > 0 && (self.elapsed_ms() + 1).saturating_sub(last) < READY_WINDOW.as_millis() as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_probe_keeps_the_broker_reachable_for_the_window_only() {
+        let readiness = Readiness::default();
+        assert!(!readiness.broker_reachable());
+        assert!(!readiness.broker_known_unreachable(), "no probe yet");
+        readiness.probe_succeeded();
+        assert!(readiness.broker_reachable());
+        readiness.probe_failed();
+        assert!(
+            !readiness.broker_known_unreachable(),
+            "a success within the window"
+        );
+        // A success older than the window.
+        let aged = Readiness {
+            started: Instant::now() - READY_WINDOW - Duration::from_millis(10),
+            ..Readiness::default()
+        };
+        aged.last_ok.store(1, Ordering::Release);
+        aged.probe_failed();
+        assert!(!aged.broker_reachable());
+        assert!(aged.broker_known_unreachable());
     }
 }

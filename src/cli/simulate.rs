@@ -486,7 +486,6 @@ fn describe_send_error(url: &str, error: &awc::error::SendRequestError) -> Strin
     }
 }
 
-/// A fresh attempt: new timestamp, nonce and signature, as ZEGOCLOUD sends each retry, with
 /// A number of seconds: finite and not negative (a NaN or negative pause would panic later).
 fn seconds(text: &str) -> Result<f64, String> {
     match text.trim().parse::<f64>() {
@@ -495,6 +494,7 @@ fn seconds(text: &str) -> Result<f64, String> {
     }
 }
 
+/// A fresh attempt: new timestamp, nonce and signature, as ZEGOCLOUD sends each retry, with
 /// `--data` and `--set` applied before signing.
 fn callback_body(run: &Run, call_id: &str, planned: &Planned) -> Value {
     let args = &run.args;

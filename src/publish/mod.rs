@@ -109,6 +109,8 @@ pub struct Publisher {
     metrics: Arc<Metrics>,
     /// When a stalled producer was last replaced: at most one every `STALLED_REPLACE_EVERY`.
     stalled_replaced_at: Mutex<Option<Instant>>,
+    /// Held while a replacement is built: one at a time, and never under `current`'s lock.
+    replacing: Mutex<()>,
 }
 
 /// Sends that must have timed out, with no ack since, before a producer counts as stalled.
@@ -134,6 +136,7 @@ impl Publisher {
             delivery_timeout: settings.delivery_timeout,
             metrics,
             stalled_replaced_at: Mutex::new(None),
+            replacing: Mutex::new(()),
         })
     }
 
@@ -251,11 +254,12 @@ impl Publisher {
     /// in-flight sends, which then answer 503 so ZEGOCLOUD retries) and joins its poll thread,
     /// which must not happen on an actix worker.
     pub fn replace(&self, number: u64, cause: ReplaceCause, reason: &str) {
-        let mut current = self.current.write().unwrap_or_else(|p| p.into_inner());
-        if current.number != number {
+        // One replacement at a time; the producer is built outside the lock publishers read
+        // through, so sends keep going (to the old producer) while it starts.
+        let _replacing = self.replacing.lock().unwrap_or_else(|p| p.into_inner());
+        if self.current().number != number {
             return;
         }
-
         let fresh = match Generation::create(number + 1, &self.config, &self.metrics) {
             Ok(fresh) => fresh,
             Err(e) => {
@@ -263,8 +267,10 @@ impl Publisher {
                 return;
             }
         };
-        let old = std::mem::replace(&mut *current, Arc::new(fresh));
-        drop(current);
+        let old = {
+            let mut current = self.current.write().unwrap_or_else(|p| p.into_inner());
+            std::mem::replace(&mut *current, Arc::new(fresh))
+        };
         log::warn!(
             "replaced producer {number} with a fresh one (generation {}): {reason}",
             number + 1

@@ -47,7 +47,6 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// Waits until something accepts connections on `port`.
 /// Waits until nothing listens on `port` any more.
 pub fn wait_for_port_free(port: u16, within: Duration) {
     let deadline = Instant::now() + within;
@@ -57,6 +56,7 @@ pub fn wait_for_port_free(port: u16, within: Duration) {
     }
 }
 
+/// Waits until something accepts connections on `port`.
 pub fn wait_for_port(port: u16, within: Duration) {
     let deadline = Instant::now() + within;
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -417,7 +417,6 @@ pub fn http_status(port: u16, path: &str) -> u16 {
     http_get(port, path).map_or(0, |(status, _)| status)
 }
 
-/// Waits until the bridge's metrics count `n` acked callbacks.
 /// One series' value from the bridge's `/metrics` (`name` or `name{labels}` exactly as
 /// rendered); 0 when absent or the bridge does not answer.
 pub fn metric(port: u16, series: &str) -> f64 {
@@ -455,6 +454,7 @@ pub async fn wait_for_metric(
     }
 }
 
+/// Waits until the bridge's metrics count `n` acked callbacks.
 pub async fn wait_for_acks(port: u16, n: u64) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
