@@ -280,7 +280,10 @@ fn the_check_names_every_injected_back_edge() {
         source.push_str(text);
         std::fs::write(&path, source).unwrap();
     };
-    inject("spool/mod.rs", "\n#[allow(unused_imports)]\nuse crate::{clock, routes::AppState};\n");
+    inject(
+        "spool/mod.rs",
+        "\n#[allow(unused_imports)]\nuse crate::{clock, routes::AppState};\n",
+    );
     inject(
         "deliver/refused.rs",
         "\n#[allow(unused_imports)]\nuse super::super::startup::Application;\n",

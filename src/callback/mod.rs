@@ -90,8 +90,9 @@ pub struct Callback {
     pub headers: Vec<(&'static str, String)>,
     /// `zego-callback-id`: the same for every retry of this callback.
     pub id: String,
-    /// Which configured secret signed it, counted from 1: tells when an old one can go.
-    pub secret: usize,
+    /// The position in `ZEGO_CALLBACK_SECRET` of the secret that signed it, counted from 1:
+    /// tells when an old one can go. Never the secret itself.
+    pub signed_by_secret_at: usize,
     /// The record value: the JSON as sent, or the decoded fields as a JSON object.
     pub value: Bytes,
 }
@@ -122,7 +123,7 @@ pub fn verify(
         .get(names.signature)
         .and_then(Value::as_str)
         .unwrap_or_default();
-    let Some(secret) =
+    let Some(signed_by_secret_at) =
         signature::matching_secret(&policy.secrets, &timestamp_text, &nonce, signature)
     else {
         return Err(Rejection::InvalidSignature);
@@ -205,7 +206,7 @@ pub fn verify(
         key,
         headers,
         id,
-        secret,
+        signed_by_secret_at,
         value,
     })
 }

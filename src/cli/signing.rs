@@ -125,7 +125,7 @@ pub fn check(args: VerifyArgs) -> i32 {
         Ok(callback) => {
             println!(
                 "valid: signed with secret {} of {count}; family {} event {} key {} callback id {}",
-                callback.secret,
+                callback.signed_by_secret_at,
                 callback.family().map_or("-", |f| f.name()),
                 callback.event,
                 callback.key.as_deref().unwrap_or("-"),

@@ -6,6 +6,7 @@ use bytes::Bytes;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::FutureRecord;
 
+use crate::callback::catalogue::Family;
 use crate::callback::Callback;
 
 pub const HEADER_EVENT: &str = "zego-event";
@@ -36,7 +37,7 @@ pub struct Record {
     pub value: Bytes,
     pub event: String,
     /// `None` for a forwarded event outside the catalogue.
-    pub family: Option<&'static str>,
+    pub family: Option<Family>,
     /// The event's ordering and dedupe ids, as `(header, value)`.
     pub ids: Vec<(Cow<'static, str>, String)>,
     pub appid: String,
@@ -58,7 +59,7 @@ impl Record {
     pub fn new(callback: Callback, topic: String, received_at_ms: i64) -> Self {
         Record {
             topic,
-            family: callback.family().map(|f| f.name()),
+            family: callback.family(),
             key: callback.key,
             ids: callback
                 .headers
@@ -93,7 +94,7 @@ impl Record {
             (HEADER_RECEIVED_AT, received_at.as_str()),
         ]
         .into_iter()
-        .chain(self.family.map(|family| (HEADER_FAMILY, family)))
+        .chain(self.family.map(|family| (HEADER_FAMILY, family.name())))
         .chain(
             self.ids
                 .iter()

@@ -278,7 +278,7 @@ mod tests {
             key: None,
             headers: Vec::new(),
             id: "id".into(),
-            secret: 1,
+            signed_by_secret_at: 1,
             value: bytes::Bytes::new(),
         }
     }

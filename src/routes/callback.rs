@@ -202,7 +202,9 @@ async fn handle(
         // Counted and explained by the caller (one log line a reason a minute).
         Err(refusal) => return (("unparsed", "unknown"), Err(refusal)),
     };
-    state.metrics.signed_with_secret(callback.secret);
+    state
+        .metrics
+        .signed_with_secret(callback.signed_by_secret_at);
     let labels = callback
         .kind
         .map_or(("other", "other"), |k| (k.name(), k.family().name()));

@@ -367,7 +367,7 @@ fn insert(tx: &rusqlite::Transaction<'_>, record: &Record, at_ms: i64) -> rusqli
         record.topic,
         record.key,
         record.event,
-        record.family,
+        record.family.map(Family::name),
         record.appid,
         record.callback_id,
         record.received_at_ms,
@@ -426,10 +426,7 @@ fn record_of(row: &rusqlite::Row<'_>) -> Result<Record, String> {
         value: Bytes::from(value),
         event: row.get(4).map_err(get_err)?,
         // Family names are the catalogue's: map back to its static names.
-        family: family
-            .as_deref()
-            .and_then(Family::from_name)
-            .map(Family::name),
+        family: family.as_deref().and_then(Family::from_name),
         ids: ids.into_iter().map(|(h, v)| (Cow::Owned(h), v)).collect(),
         appid: row.get(6).map_err(get_err)?,
         callback_id: row.get(7).map_err(get_err)?,

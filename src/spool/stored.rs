@@ -35,7 +35,7 @@ pub fn encode(record: &Record, stamp: SpoolStamp) -> Vec<u8> {
         topic: Cow::Borrowed(&record.topic),
         key: record.key.as_deref().map(Cow::Borrowed),
         event: Cow::Borrowed(&record.event),
-        family: record.family.map(Cow::Borrowed),
+        family: record.family.map(|f| Cow::Borrowed(f.name())),
         appid: Cow::Borrowed(&record.appid),
         callback_id: Cow::Borrowed(&record.callback_id),
         received_at_ms: record.received_at_ms,
@@ -63,7 +63,7 @@ pub fn decode(payload: &[u8]) -> Option<Record> {
     let family = meta
         .family
         .as_deref()
-        .and_then(|name| crate::callback::catalogue::Family::from_name(name).map(|f| f.name()));
+        .and_then(crate::callback::catalogue::Family::from_name);
     Some(Record {
         topic: meta.topic.into_owned(),
         key: meta.key.map(Cow::into_owned),
@@ -103,7 +103,7 @@ mod tests {
             key: Some("call-1".into()),
             value: Bytes::from_static(b"{\"a\":\"\xc3\xa9\"}"),
             event: "call_accept".into(),
-            family: Some("call"),
+            family: Some(crate::callback::catalogue::Family::Call),
             ids: vec![(Cow::Borrowed("zego-stream-seq"), "17".into())],
             appid: "1".into(),
             callback_id: "abc".into(),

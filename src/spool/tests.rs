@@ -14,6 +14,7 @@ use proptest::prelude::*;
 use super::store::{Store, DB_FILE};
 use super::writer::Log;
 use super::{frame, stored, SpoolError};
+use crate::callback::catalogue::Family;
 use crate::metrics::Metrics;
 use crate::publish::{Record, SpoolStamp};
 
@@ -37,7 +38,7 @@ fn record(n: usize, value_len: usize) -> Record {
             "x".repeat(value_len)
         )),
         event: "call_accept".into(),
-        family: Some("call"),
+        family: Some(Family::Call),
         ids: vec![(Cow::Borrowed("zego-msg-id"), n.to_string())],
         appid: "1".into(),
         callback_id: format!("{n:040x}"),
@@ -108,7 +109,7 @@ async fn appends_are_durable_in_order_and_committed_in_groups() {
         assert_eq!(record.key.as_deref(), Some(format!("call-{n}").as_str()));
         assert_eq!(record.spooled.unwrap().seq, seqs[n]);
         assert_eq!(record.ids[0].1, n.to_string());
-        assert_eq!(record.family, Some("call"));
+        assert_eq!(record.family, Some(Family::Call));
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
