@@ -8,61 +8,252 @@ use prometheus::{
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
-/// Every metric the bridge exports.
-pub struct Metrics {
-    registry: Registry,
+/// Every value a label can take, so each combination is registered at 0 before the first
+/// event (a dashboard or `increase()` sees it from the start).
+pub trait LabelValue: Copy + 'static {
+    const ALL: &'static [Self];
+    fn label(self) -> &'static str;
+}
+
+/// Declares typed label values: `enum Name { Variant => "label", … }`.
+macro_rules! label_values {
+    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident => $label:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum $name { $($(#[$vdoc])* $variant),+ }
+        impl LabelValue for $name {
+            const ALL: &'static [Self] = &[$($name::$variant),+];
+            fn label(self) -> &'static str {
+                match self { $($name::$variant => $label),+ }
+            }
+        }
+    };
+}
+
+label_values!(
+    /// How one publish ended (`zego_publish_duration_seconds{outcome}`).
+    PublishOutcome { Acked => "acked", Failed => "failed" }
+);
+label_values!(
+    /// Why a producer was replaced (`zego_producer_replacements_total{reason}`).
+    ReplaceReason {
+        /// A delivery error said the broker fenced this producer's id or epoch.
+        Fenced => "fenced",
+        /// librdkafka raised its fatal error: the producer never delivers again.
+        Fatal => "fatal",
+        /// Nothing it sent was acknowledged in time while the broker answered metadata.
+        Stalled => "stalled",
+    }
+);
+label_values!(
+    /// What became of a refused callback offered to `KAFKA_TOPIC_REFUSED`.
+    RefusedOutcome { Kept => "kept", Dropped => "dropped", Failed => "failed" }
+);
+label_values!(
+    /// Damage found in the spool (`zego_spool_damaged_total{kind}`).
+    SpoolDamage {
+        /// A record (or a stretch of an imported old spool) that cannot be read back.
+        Unreadable => "unreadable",
+    }
+);
+
+/// How a metric of one prometheus type is built from its declaration.
+trait Declared: Sized + Clone + Collector + 'static {
+    fn declare(name: &str, help: &str, labels: &[&str], buckets: &[f64]) -> Self;
+}
+impl Declared for IntGauge {
+    fn declare(name: &str, help: &str, _: &[&str], _: &[f64]) -> Self {
+        IntGauge::new(name, help).expect("valid metric")
+    }
+}
+impl Declared for IntCounter {
+    fn declare(name: &str, help: &str, _: &[&str], _: &[f64]) -> Self {
+        IntCounter::new(name, help).expect("valid metric")
+    }
+}
+impl Declared for Histogram {
+    fn declare(name: &str, help: &str, _: &[&str], buckets: &[f64]) -> Self {
+        Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets.to_vec()))
+            .expect("valid metric")
+    }
+}
+impl Declared for IntCounterVec {
+    fn declare(name: &str, help: &str, labels: &[&str], _: &[f64]) -> Self {
+        IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric")
+    }
+}
+impl Declared for IntGaugeVec {
+    fn declare(name: &str, help: &str, labels: &[&str], _: &[f64]) -> Self {
+        IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric")
+    }
+}
+impl Declared for HistogramVec {
+    fn declare(name: &str, help: &str, labels: &[&str], buckets: &[f64]) -> Self {
+        HistogramVec::new(
+            HistogramOpts::new(name, help).buckets(buckets.to_vec()),
+            labels,
+        )
+        .expect("valid metric")
+    }
+}
+
+/// Registers every label combination of a vector metric at 0.
+trait Zeroed {
+    fn zero(&self, combinations: &[Vec<&str>]);
+}
+impl Zeroed for IntCounterVec {
+    fn zero(&self, combinations: &[Vec<&str>]) {
+        for values in combinations {
+            self.with_label_values(values);
+        }
+    }
+}
+impl Zeroed for HistogramVec {
+    fn zero(&self, combinations: &[Vec<&str>]) {
+        for values in combinations {
+            self.with_label_values(values);
+        }
+    }
+}
+
+/// Each label value of `T`, as a one-label combination.
+fn each<T: LabelValue>() -> Vec<Vec<&'static str>> {
+    T::ALL.iter().map(|v| vec![v.label()]).collect()
+}
+
+/// Every metric the bridge exports, each declared once: its field, type, name, help, labels,
+/// buckets and the label combinations present at 0 from the start. `Metrics::new` builds and
+/// registers them all from this list.
+macro_rules! declare_metrics {
+    ($(
+        $(#[$doc:meta])*
+        $field:ident: $ty:ty = $name:literal, $help:literal
+            $(, labels: [$($label:literal),+])?
+            $(, buckets: $buckets:expr)?
+            $(, zero: $zero:expr)?;
+    )+) => {
+        /// Every metric the bridge exports.
+        pub struct Metrics {
+            registry: Registry,
+            $($(#[$doc])* pub $field: $ty,)+
+        }
+
+        impl Metrics {
+            pub fn new() -> Self {
+                let registry = Registry::new();
+                $(
+                    let $field = <$ty as Declared>::declare(
+                        $name,
+                        $help,
+                        &[$($($label),+)?],
+                        declare_metrics!(@buckets $($buckets)?),
+                    );
+                    $( Zeroed::zero(&$field, &$zero); )?
+                    registry
+                        .register(Box::new($field.clone()))
+                        .expect("metric names are unique");
+                )+
+                let metrics = Metrics { registry, $($field),+ };
+                metrics.after_declaration();
+                metrics
+            }
+        }
+    };
+    (@buckets $buckets:expr) => { $buckets };
+    (@buckets) => { &[] };
+}
+
+declare_metrics! {
     /// Answered callbacks by `event` (a catalogue name, `other` or `unparsed`), `family` (a
     /// catalogue family, `other` or `unknown`: bounded, and it tells In-app Chat's `room_create`
     /// from Express's), HTTP `status` and `code` (`ok`, `duplicate` or the contract's error
-    /// code). Counted through `answered`.
-    pub callbacks: IntCounterVec,
+    /// code). Counted through `answered`; its combinations are many and appear as they happen
+    /// (`zego_refusals_total` has every refusal from 0).
+    callbacks: IntCounterVec = "zego_callbacks_total",
+        "Callbacks answered, by event, family, HTTP status and code",
+        labels: ["event", "family", "status", "code"];
     /// One publish: record handed to librdkafka → broker ack (or failure), by `outcome`.
-    pub publish_seconds: HistogramVec,
+    publish_seconds: HistogramVec = "zego_publish_duration_seconds",
+        "One publish, from handing the record to the producer to the broker's ack or the failure, by outcome",
+        labels: ["outcome"], buckets: LATENCY_BUCKETS, zero: each::<PublishOutcome>();
     /// Callbacks waiting for an ack right now.
-    pub in_flight: IntGauge,
+    in_flight: IntGauge = "zego_in_flight", "Callbacks awaiting a broker ack";
     /// `MAX_IN_FLIGHT`, so alerts can compare `zego_in_flight` with it.
-    pub in_flight_limit: IntGauge,
+    in_flight_limit: IntGauge = "zego_in_flight_limit",
+        "MAX_IN_FLIGHT: callbacks awaiting an ack beyond which the answer is 503";
     /// Request bytes held now (`MAX_BUFFERED_BYTES` is the limit), read at each scrape.
-    pub buffered_bytes: IntGauge,
+    buffered_bytes: IntGauge = "zego_buffered_bytes",
+        "Request bytes held now, of MAX_BUFFERED_BYTES (bodies being read, verified or awaiting their ack)";
     /// Every answer that is not 200, by error code and product path (`unknown` for a path or
     /// method the bridge does not serve): the one place a refused callback is counted.
-    pub refusals: IntCounterVec,
+    refusals: IntCounterVec = "zego_refusals_total",
+        "Answers other than 200, by error code and product path (path=\"unknown\": a path or method the bridge does not serve)",
+        labels: ["code", "path"], zero: refusal_combinations();
     /// `before_send_msg` callbacks answered with the verdict but not published in time.
-    pub verdict_unpublished: IntCounter,
+    verdict_unpublished: IntCounter = "zego_before_send_msg_unpublished_total",
+        "before_send_msg callbacks answered \"send\" within ZIM's deadline but not published or spooled in time";
     /// Callbacks answered from the dedupe cache.
-    pub duplicates: IntCounter,
+    duplicates: IntCounter = "zego_duplicates_total", "Callbacks answered from the dedupe cache";
     /// 1 while the broker answers the readiness probe.
-    pub broker_reachable: IntGauge,
-    /// Producers replaced after fencing or a fatal error, by `reason`.
-    pub producer_replacements: IntCounterVec,
+    broker_reachable: IntGauge = "zego_broker_reachable",
+        "1 while the broker answers metadata requests";
+    /// Producers replaced, by `reason`.
+    producer_replacements: IntCounterVec = "zego_producer_replacements_total",
+        "Producers replaced after fencing, a fatal error, or a drain stalled while the broker answers",
+        labels: ["reason"], zero: each::<ReplaceReason>();
     /// librdkafka's queue: messages and bytes waiting to be sent or acked.
-    pub kafka_queue_messages: IntGauge,
-    pub kafka_queue_bytes: IntGauge,
+    kafka_queue_messages: IntGauge = "zego_kafka_queue_messages", "Messages in librdkafka's queue";
+    kafka_queue_bytes: IntGauge = "zego_kafka_queue_bytes", "Bytes in librdkafka's queue";
     /// Callback ids remembered by the dedupe cache.
-    pub dedup_entries: IntGauge,
+    dedup_entries: IntGauge = "zego_dedup_entries", "Callback ids held by the dedupe cache";
     /// Verified callbacks by which configured secret signed them (`secret`: its position in
     /// `ZEGO_CALLBACK_SECRET`, from 1): when the old one's count stops growing, it can go.
-    pub signed_with: IntCounterVec,
+    signed_with: IntCounterVec = "zego_signature_secret_total",
+        "Verified callbacks by the position of the secret that signed them",
+        labels: ["secret"], zero: SECRET_POSITIONS.iter().map(|p| vec![*p]).collect::<Vec<_>>();
     /// The spool (`SPOOL_DIR`): records and bytes waiting, the oldest one's age.
-    pub spool_records: IntGauge,
-    pub spool_bytes: IntGauge,
+    spool_records: IntGauge = "zego_spool_records",
+        "Records in the spool not yet acknowledged by Kafka";
+    spool_bytes: IntGauge = "zego_spool_bytes",
+        "Bytes of the spool's database files (database and write-ahead log)";
     /// `SPOOL_MAX_BYTES`, so alerts can compare `zego_spool_bytes` with it.
-    pub spool_limit_bytes: IntGauge,
-    pub spool_oldest_age_seconds: IntGauge,
+    spool_limit_bytes: IntGauge = "zego_spool_limit_bytes",
+        "SPOOL_MAX_BYTES: spool bytes beyond which callbacks get 503 spool_full";
+    spool_oldest_age_seconds: IntGauge = "zego_spool_oldest_age_seconds",
+        "Age of the oldest record waiting in the spool; 0 when it is empty";
     /// Records written to the spool, and forwarded from it to Kafka (acknowledged).
-    pub spool_appended: IntCounter,
-    pub spool_drained: IntCounter,
-    /// Damage found on disk, by `kind`: `torn_tail` (a write a crash cut short, never
-    /// acknowledged), `skipped` (damaged bytes with intact records after them), `unreadable`.
-    pub spool_damaged: IntCounterVec,
-    /// One group commit: the write, then the flush to stable storage, and how many records.
-    pub spool_write_seconds: Histogram,
-    pub spool_group_records: Histogram,
+    spool_appended: IntCounter = "zego_spool_appended_total", "Records written to the spool";
+    spool_drained: IntCounter = "zego_spool_drained_total",
+        "Records forwarded from the spool and acknowledged by Kafka";
+    /// Damage found on disk, by `kind`.
+    spool_damaged: IntCounterVec = "zego_spool_damaged_total",
+        "Spooled records that could not be read back (kept, not forwarded), by kind",
+        labels: ["kind"], zero: each::<SpoolDamage>();
+    /// One group commit, and how many records it held.
+    spool_write_seconds: Histogram = "zego_spool_write_duration_seconds",
+        "Committing one group of spooled records (one SQLite transaction, durable when it returns)",
+        buckets: LATENCY_BUCKETS;
+    spool_group_records: Histogram = "zego_spool_group_records",
+        "Records written and flushed together (group commit)",
+        buckets: &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 1024.0, 4096.0];
     /// Groups whose write or flush failed (their callbacks were answered 503).
-    pub spool_write_failures: IntCounter,
-    /// Refused callbacks offered to `KAFKA_TOPIC_REFUSED`, by `outcome`: `kept`, `dropped`
-    /// (over `KAFKA_REFUSED_PER_SECOND`), `failed` (Kafka did not take it).
-    pub refused_kept: IntCounterVec,
+    spool_write_failures: IntCounter = "zego_spool_write_failures_total",
+        "Groups of spooled records whose write or flush failed (answered 503)";
+    /// Refused callbacks offered to `KAFKA_TOPIC_REFUSED`, by `outcome`.
+    refused_kept: IntCounterVec = "zego_refused_kept_total",
+        "Refused callbacks offered to KAFKA_TOPIC_REFUSED, by outcome: kept, dropped (over KAFKA_REFUSED_PER_SECOND) or failed",
+        labels: ["outcome"], zero: each::<RefusedOutcome>();
+    /// Build information; always 1.
+    build_info: IntGaugeVec = "zego_build_info", "Build information; always 1",
+        labels: ["version", "librdkafka"];
+}
+
+/// Every refusal code on every path.
+fn refusal_combinations() -> Vec<Vec<&'static str>> {
+    REFUSAL_CODES
+        .iter()
+        .flat_map(|code| REFUSAL_PATHS.iter().map(move |path| vec![*code, *path]))
+        .collect()
 }
 
 /// Every error code an answer can carry (README, "HTTP interface"); `routes::errors` has a
@@ -91,9 +282,6 @@ pub const REFUSAL_CODES: [&str; 18] = [
 /// The `path` label of `zego_refusals_total`: each product's path, or `unknown`.
 pub const REFUSAL_PATHS: [&str; 5] = ["zim", "rtc", "recording", "ai-agent", "unknown"];
 
-/// The `outcome` label of `zego_refused_kept_total`.
-pub const REFUSED_KEPT_OUTCOMES: [&str; 3] = ["kept", "dropped", "failed"];
-
 /// Position labels for `signed_with`, so no label string is made per request.
 const SECRET_POSITIONS: [&str; 9] = ["1", "2", "3", "4", "5", "6", "7", "8", "9+"];
 
@@ -103,241 +291,47 @@ const LATENCY_BUCKETS: &[f64] = &[
 ];
 
 impl Metrics {
-    pub fn new() -> Self {
-        let registry = Registry::new();
-        let callbacks = IntCounterVec::new(
-            Opts::new(
-                "zego_callbacks_total",
-                "Callbacks answered, by event, family, HTTP status and code",
-            ),
-            &["event", "family", "status", "code"],
-        )
-        .expect("valid metric");
-        let publish_seconds = HistogramVec::new(
-            HistogramOpts::new(
-                "zego_publish_duration_seconds",
-                "One publish, from handing the record to the producer to the broker's ack or the failure, by outcome",
-            )
-            .buckets(LATENCY_BUCKETS.to_vec()),
-            &["outcome"],
-        )
-        .expect("valid metric");
-        let in_flight = IntGauge::new("zego_in_flight", "Callbacks awaiting a broker ack")
-            .expect("valid metric");
-        let in_flight_limit = IntGauge::new(
-            "zego_in_flight_limit",
-            "MAX_IN_FLIGHT: callbacks awaiting an ack beyond which the answer is 503",
-        )
-        .expect("valid metric");
-        let buffered_bytes = IntGauge::new(
-            "zego_buffered_bytes",
-            "Request bytes held now, of MAX_BUFFERED_BYTES (bodies being read, verified or awaiting their ack)",
-        )
-        .expect("valid metric");
-        let refusals = IntCounterVec::new(
-            Opts::new(
-                "zego_refusals_total",
-                "Answers other than 200, by error code and product path (path=\"unknown\": a path or method the bridge does not serve)",
-            ),
-            &["code", "path"],
-        )
-        .expect("valid metric");
-        // Every combination at 0 from the start: increase() and alerts see the first one.
-        for code in REFUSAL_CODES {
-            for path in REFUSAL_PATHS {
-                refusals.with_label_values(&[code, path]);
-            }
-        }
-        let verdict_unpublished = IntCounter::new(
-            "zego_before_send_msg_unpublished_total",
-            "before_send_msg callbacks answered \"send\" within ZIM's deadline but not published or spooled in time",
-        )
-        .expect("valid metric");
-        let duplicates = IntCounter::new(
-            "zego_duplicates_total",
-            "Callbacks answered from the dedupe cache",
-        )
-        .expect("valid metric");
-        let broker_reachable = IntGauge::new(
-            "zego_broker_reachable",
-            "1 while the broker answers metadata requests",
-        )
-        .expect("valid metric");
-        let producer_replacements = IntCounterVec::new(
-            Opts::new(
-                "zego_producer_replacements_total",
-                "Producers replaced after fencing, a fatal error, or a drain stalled while the broker answers",
-            ),
-            &["reason"],
-        )
-        .expect("valid metric");
-        // Every reason present from the start, at 0: `increase()` sees the first replacement.
-        for reason in ["fenced", "fatal", "stalled"] {
-            producer_replacements.with_label_values(&[reason]);
-        }
-        let kafka_queue_messages = IntGauge::new(
-            "zego_kafka_queue_messages",
-            "Messages in librdkafka's queue",
-        )
-        .expect("valid metric");
-        let kafka_queue_bytes =
-            IntGauge::new("zego_kafka_queue_bytes", "Bytes in librdkafka's queue")
-                .expect("valid metric");
-        let dedup_entries = IntGauge::new(
-            "zego_dedup_entries",
-            "Callback ids held by the dedupe cache",
-        )
-        .expect("valid metric");
-        let signed_with = IntCounterVec::new(
-            Opts::new(
-                "zego_signature_secret_total",
-                "Verified callbacks by the position of the secret that signed them",
-            ),
-            &["secret"],
-        )
-        .expect("valid metric");
-        let gauge = |name: &str, help: &str| IntGauge::new(name, help).expect("valid metric");
-        let counter = |name: &str, help: &str| IntCounter::new(name, help).expect("valid metric");
-        let histogram = |name: &str, help: &str, buckets: &[f64]| {
-            Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets.to_vec()))
-                .expect("valid metric")
-        };
-        let spool_records = gauge(
-            "zego_spool_records",
-            "Records in the spool not yet acknowledged by Kafka",
-        );
-        let spool_bytes = gauge(
-            "zego_spool_bytes",
-            "Bytes of the spool's database files (database and write-ahead log)",
-        );
-        let spool_limit_bytes = gauge(
-            "zego_spool_limit_bytes",
-            "SPOOL_MAX_BYTES: spool bytes beyond which callbacks get 503 spool_full",
-        );
-        let spool_oldest_age_seconds = gauge(
-            "zego_spool_oldest_age_seconds",
-            "Age of the oldest record waiting in the spool; 0 when it is empty",
-        );
-        let spool_appended = counter("zego_spool_appended_total", "Records written to the spool");
-        let spool_drained = counter(
-            "zego_spool_drained_total",
-            "Records forwarded from the spool and acknowledged by Kafka",
-        );
-        let spool_damaged = IntCounterVec::new(
-            Opts::new(
-                "zego_spool_damaged_total",
-                "Spooled records that could not be read back (kept, not forwarded), by kind",
-            ),
-            &["kind"],
-        )
-        .expect("valid metric");
-        // Every kind present from the start, at 0: an alert on `increase` sees the first one.
-        spool_damaged.with_label_values(&["unreadable"]);
-        let spool_write_seconds = histogram(
-            "zego_spool_write_duration_seconds",
-            "Committing one group of spooled records (one SQLite transaction, durable when it returns)",
-            LATENCY_BUCKETS,
-        );
-        let spool_group_records = histogram(
-            "zego_spool_group_records",
-            "Records written and flushed together (group commit)",
-            &[
-                1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 1024.0, 4096.0,
-            ],
-        );
-        let spool_write_failures = counter(
-            "zego_spool_write_failures_total",
-            "Groups of spooled records whose write or flush failed (answered 503)",
-        );
-        let refused_kept = IntCounterVec::new(
-            Opts::new(
-                "zego_refused_kept_total",
-                "Refused callbacks offered to KAFKA_TOPIC_REFUSED, by outcome: kept, dropped (over KAFKA_REFUSED_PER_SECOND) or failed",
-            ),
-            &["outcome"],
-        )
-        .expect("valid metric");
-        for outcome in REFUSED_KEPT_OUTCOMES {
-            refused_kept.with_label_values(&[outcome]);
-        }
-        let build_info = IntGaugeVec::new(
-            Opts::new("zego_build_info", "Build information; always 1"),
-            &["version", "librdkafka"],
-        )
-        .expect("valid metric");
-        build_info
+    /// What the declarations cannot say: the build's versions.
+    fn after_declaration(&self) {
+        self.build_info
             .with_label_values(&[
                 env!("CARGO_PKG_VERSION"),
                 &rdkafka::util::get_rdkafka_version().1,
             ])
             .set(1);
+    }
 
-        let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
-            Box::new(callbacks.clone()),
-            Box::new(publish_seconds.clone()),
-            Box::new(in_flight.clone()),
-            Box::new(in_flight_limit.clone()),
-            Box::new(buffered_bytes.clone()),
-            Box::new(verdict_unpublished.clone()),
-            Box::new(refusals.clone()),
-            Box::new(duplicates.clone()),
-            Box::new(broker_reachable.clone()),
-            Box::new(producer_replacements.clone()),
-            Box::new(kafka_queue_messages.clone()),
-            Box::new(kafka_queue_bytes.clone()),
-            Box::new(dedup_entries.clone()),
-            Box::new(signed_with.clone()),
-            Box::new(build_info),
-            Box::new(spool_records.clone()),
-            Box::new(spool_bytes.clone()),
-            Box::new(spool_limit_bytes.clone()),
-            Box::new(spool_oldest_age_seconds.clone()),
-            Box::new(spool_appended.clone()),
-            Box::new(spool_drained.clone()),
-            Box::new(spool_damaged.clone()),
-            Box::new(spool_write_seconds.clone()),
-            Box::new(spool_group_records.clone()),
-            Box::new(spool_write_failures.clone()),
-            Box::new(refused_kept.clone()),
-        ];
-        for collector in collectors {
-            registry
-                .register(collector)
-                .expect("metric names are unique");
-        }
-        Metrics {
-            registry,
-            callbacks,
-            publish_seconds,
-            in_flight,
-            in_flight_limit,
-            buffered_bytes,
-            verdict_unpublished,
-            refusals,
-            duplicates,
-            broker_reachable,
-            producer_replacements,
-            kafka_queue_messages,
-            kafka_queue_bytes,
-            dedup_entries,
-            signed_with,
-            spool_records,
-            spool_bytes,
-            spool_limit_bytes,
-            spool_oldest_age_seconds,
-            spool_appended,
-            spool_drained,
-            spool_damaged,
-            spool_write_seconds,
-            spool_group_records,
-            spool_write_failures,
-            refused_kept,
-        }
+    /// Times one publish.
+    pub fn published(&self, outcome: PublishOutcome, seconds: f64) {
+        self.publish_seconds
+            .with_label_values(&[outcome.label()])
+            .observe(seconds);
+    }
+
+    /// Counts one producer replacement.
+    pub fn producer_replaced(&self, reason: ReplaceReason) {
+        self.producer_replacements
+            .with_label_values(&[reason.label()])
+            .inc();
+    }
+
+    /// Counts spool damage.
+    pub fn spool_damage(&self, kind: SpoolDamage, count: u64) {
+        self.spool_damaged
+            .with_label_values(&[kind.label()])
+            .inc_by(count);
+    }
+
+    /// Counts one refusal by code and product path.
+    pub fn refused(&self, code: &str, path: &str) {
+        self.refusals.with_label_values(&[code, path]).inc();
     }
 
     /// Counts one refused callback offered to the refused topic.
-    pub fn refused_offered(&self, outcome: &'static str) {
-        self.refused_kept.with_label_values(&[outcome]).inc();
+    pub fn refused_offered(&self, outcome: RefusedOutcome) {
+        self.refused_kept
+            .with_label_values(&[outcome.label()])
+            .inc();
     }
 
     /// Counts a callback verified with the secret at `position` (from 1).

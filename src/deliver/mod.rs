@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 
 use crate::dedup::{self, Claim, DedupCache, Remembered};
-use crate::metrics::{InFlight, Metrics};
+use crate::metrics::{InFlight, Metrics, PublishOutcome};
 use crate::publish::{Ack, PublishError, Publisher, Record, SpoolStamp};
 use crate::readiness::Readiness;
 use crate::spool::{Spool, SpoolError};
@@ -192,10 +192,12 @@ impl Delivery {
     async fn publish(&self, record: &Record) -> Result<Ack, PublishError> {
         let started = Instant::now();
         let outcome = self.publisher.publish(record).await;
+        let ended = match outcome {
+            Ok(_) => PublishOutcome::Acked,
+            Err(_) => PublishOutcome::Failed,
+        };
         self.metrics
-            .publish_seconds
-            .with_label_values(&[if outcome.is_ok() { "acked" } else { "failed" }])
-            .observe(started.elapsed().as_secs_f64());
+            .published(ended, started.elapsed().as_secs_f64());
         if let Ok(ack) = &outcome {
             log::debug!(
                 "acked {} key={} at {}/{}/{}",

@@ -14,7 +14,7 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::FutureRecord;
 
 use crate::callback::catalogue::Product;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, RefusedOutcome};
 use crate::publish::{Outgoing, Publisher};
 
 pub const HEADER_REFUSED_CODE: &str = "zego-refused-code";
@@ -141,16 +141,16 @@ impl RefusedKeeper {
     /// refused callback that cannot be kept changes nothing but the count.
     pub fn keep(&self, mut record: RefusedRecord) {
         if self.limiter.check().is_err() {
-            self.metrics.refused_offered("dropped");
+            self.metrics.refused_offered(RefusedOutcome::Dropped);
             return;
         }
         record.topic.clone_from(&self.topic);
         let (publisher, metrics) = (self.publisher.clone(), self.metrics.clone());
         tokio::spawn(async move {
             match publisher.publish(&record).await {
-                Ok(_) => metrics.refused_offered("kept"),
+                Ok(_) => metrics.refused_offered(RefusedOutcome::Kept),
                 Err(e) => {
-                    metrics.refused_offered("failed");
+                    metrics.refused_offered(RefusedOutcome::Failed);
                     log::warn!(
                         "could not keep a refused callback ({}) in {}: {e}",
                         record.code,

@@ -28,28 +28,8 @@ pub struct Ack {
     pub offset: i64,
 }
 
-/// Why a producer is replaced: the `reason` label of `zego_producer_replacements_total`.
-#[derive(Debug, Clone, Copy)]
-pub enum ReplaceCause {
-    /// A delivery error said the broker fenced this producer's id or epoch.
-    Fenced,
-    /// librdkafka raised its fatal error: the producer never delivers again.
-    Fatal,
-    /// Nothing it sent was acknowledged in time while the broker answered metadata: a broker
-    /// rebuilt behind the same address no longer knows this producer's idempotence state, and
-    /// the producer would wait for it forever.
-    Stalled,
-}
-
-impl ReplaceCause {
-    fn label(self) -> &'static str {
-        match self {
-            ReplaceCause::Fenced => "fenced",
-            ReplaceCause::Fatal => "fatal",
-            ReplaceCause::Stalled => "stalled",
-        }
-    }
-}
+/// Why a producer is replaced: the metric's typed label (`zego_producer_replacements_total`).
+pub use crate::metrics::ReplaceReason as ReplaceCause;
 
 /// One producer and the number that tells it from its replacements.
 struct Generation {
@@ -275,10 +255,7 @@ impl Publisher {
             "replaced producer {number} with a fresh one (generation {}): {reason}",
             number + 1
         );
-        self.metrics
-            .producer_replacements
-            .with_label_values(&[cause.label()])
-            .inc();
+        self.metrics.producer_replaced(cause);
         std::thread::spawn(move || drop(old));
     }
 

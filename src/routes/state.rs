@@ -38,7 +38,7 @@ impl AppState {
         path: &'static str,
         example: impl FnOnce() -> String,
     ) {
-        self.metrics.refusals.with_label_values(&[code, path]).inc();
+        self.metrics.refused(code, path);
         if let Some(line) = self
             .refusal_log
             .note(&format!("{code} on path {path}"), example)

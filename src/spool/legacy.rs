@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use super::store::Store;
 use super::{frame, stored};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, SpoolDamage};
 
 const MARKER: &str = "legacy_segments_imported";
 const SEGMENT_SUFFIX: &str = ".seg";
@@ -39,10 +39,7 @@ pub fn import(store: &mut Store, metrics: &Metrics) -> Result<(), String> {
                     path.display(),
                     scan.skipped.len()
                 );
-                metrics
-                    .spool_damaged
-                    .with_label_values(&["unreadable"])
-                    .inc_by(scan.skipped.len() as u64);
+                metrics.spool_damage(SpoolDamage::Unreadable, scan.skipped.len() as u64);
             }
             for (offset, payload) in &scan.frames {
                 match stored::decode(payload) {
@@ -52,10 +49,7 @@ pub fn import(store: &mut Store, metrics: &Metrics) -> Result<(), String> {
                             "spool migration: the record at {} offset {offset} cannot be read: not imported",
                             path.display()
                         );
-                        metrics
-                            .spool_damaged
-                            .with_label_values(&["unreadable"])
-                            .inc();
+                        metrics.spool_damage(SpoolDamage::Unreadable, 1);
                     }
                 }
             }

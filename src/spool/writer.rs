@@ -14,7 +14,7 @@ use super::legacy;
 use super::store::{self, Front, Store};
 use super::SpoolError;
 use crate::clock::unix_ms;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, SpoolDamage};
 use crate::publish::{Record, SpoolStamp};
 
 /// Most appends committed together.
@@ -399,10 +399,7 @@ impl Worker {
                 "spool record {seq} cannot be read back ({why}): kept in {}, not forwarded",
                 self.store.dir().display()
             );
-            self.metrics
-                .spool_damaged
-                .with_label_values(&["unreadable"])
-                .inc();
+            self.metrics.spool_damage(SpoolDamage::Unreadable, 1);
             self.unreadable.insert(seq);
             let mut shared = self.shared();
             shared.records = shared.records.saturating_sub(1);
