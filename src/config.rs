@@ -17,6 +17,7 @@ use crate::deliver::refused::RefusedSettings;
 use crate::publish::settings::{
     option_property, validate_topic, PassThroughOption, MAX_DELIVERY_TIMEOUT_MS,
 };
+use crate::publish::topics::TopicSpec;
 use crate::publish::KafkaSettings;
 use crate::routes::limits::{
     validate_callback_path, HttpLimits, BODY_READ_TIMEOUT, DEFAULT_MAX_BUFFERED_BYTES,
@@ -91,6 +92,12 @@ struct RawSettings {
     tls_cert_file: Option<PathBuf>,
     tls_key_file: Option<PathBuf>,
     kafka_topic_refused: Option<String>,
+    #[serde(default)]
+    kafka_create_topics: bool,
+    #[serde(default = "default_topic_partitions")]
+    kafka_topic_partitions: u64,
+    #[serde(default = "default_topic_replication")]
+    kafka_topic_replication: i64,
     #[serde(default = "default_refused_per_second")]
     kafka_refused_per_second: u32,
 }
@@ -129,6 +136,13 @@ fn default_dedup_capacity() -> usize {
 fn default_spool_max_bytes() -> u64 {
     DEFAULT_SPOOL_MAX_BYTES
 }
+fn default_topic_partitions() -> u64 {
+    6
+}
+/// The broker's own `default.replication.factor`.
+fn default_topic_replication() -> i64 {
+    -1
+}
 fn default_refused_per_second() -> u32 {
     20
 }
@@ -163,6 +177,9 @@ pub const VARIABLES: &[&str] = &[
     "TLS_KEY_FILE",
     "KAFKA_TOPIC_REFUSED",
     "KAFKA_REFUSED_PER_SECOND",
+    "KAFKA_CREATE_TOPICS",
+    "KAFKA_TOPIC_PARTITIONS",
+    "KAFKA_TOPIC_REPLICATION",
     "RUST_LOG",
     "LOG_FORMAT",
 ];
@@ -326,8 +343,14 @@ fn topic_overrides(vars: &[(String, String)]) -> Result<TopicOverrides, ConfigEr
         let Some(suffix) = name.strip_prefix(TOPIC_PREFIX) else {
             continue;
         };
-        // KAFKA_TOPIC_REFUSED is a fixed variable, not a routing override.
-        if name == "KAFKA_TOPIC_REFUSED" {
+        // These are fixed variables, not routing overrides.
+        if [
+            "KAFKA_TOPIC_REFUSED",
+            "KAFKA_TOPIC_PARTITIONS",
+            "KAFKA_TOPIC_REPLICATION",
+        ]
+        .contains(&name.as_str())
+        {
             continue;
         }
         let suffix = suffix.to_lowercase();
@@ -513,6 +536,19 @@ fn kafka_settings(
         family_topics,
         delivery_timeout: Duration::from_millis(delivery_ms),
         options: kafka_options(vars)?,
+        create_topics: raw.kafka_create_topics.then_some(TopicSpec {
+            partitions: within("KAFKA_TOPIC_PARTITIONS", raw.kafka_topic_partitions, 100_000)?
+                as i32,
+            replication: match raw.kafka_topic_replication {
+                -1 => -1,
+                n if (1..=100).contains(&n) => n as i32,
+                n => {
+                    return Err(ConfigError(format!(
+                        "KAFKA_TOPIC_REPLICATION must be -1 (the broker's default) or 1 to 100, got {n}"
+                    )))
+                }
+            },
+        }),
     })
 }
 

@@ -188,3 +188,223 @@ fn the_image_builds_without_tests_benches_or_examples() {
         );
     }
 }
+
+#[test]
+fn secrets_and_keys_are_ignored_by_git_by_default() {
+    let ignored = read(".gitignore");
+    for rule in [
+        ".env",
+        "/deploy/kubernetes/base/secret.env",
+        "certs/",
+        "*.key",
+        "*.pem",
+    ] {
+        assert!(
+            ignored.lines().any(|l| l == rule),
+            ".gitignore lacks {rule}"
+        );
+    }
+    let dockerfile = read("deploy/Dockerfile");
+    assert!(
+        !dockerfile.lines().any(|l| l.starts_with("VOLUME")),
+        "a VOLUME line leaves an anonymous volume behind on every docker run"
+    );
+    assert!(read("README.md").contains("DOCKER_BUILDKIT=1 docker build"));
+}
+
+/// The overlays as kustomize renders them (`kubectl kustomize`, installed by `.ci/run`; these
+/// tests run with `--features e2e`, which needs the tools).
+#[cfg(feature = "e2e")]
+mod rendered {
+    use std::process::Command;
+
+    use super::read;
+
+    /// A copy of deploy/kubernetes with the (git-ignored) secret file kustomize needs, the
+    /// template standing in for it; made once for all tests, which run in parallel.
+    fn tree() -> &'static std::path::Path {
+        static TREE: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+        TREE.get_or_init(|| {
+            let root = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+                .join(format!("kustomize-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&root);
+            copy(
+                &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/kubernetes"),
+                &root.join("kubernetes"),
+            );
+            let base = root.join("kubernetes/base");
+            std::fs::copy(base.join("secret.env.example"), base.join("secret.env")).unwrap();
+            // The two components in the other order than with-spool-tls.
+            let reversed = root.join("kubernetes/tls-then-spool");
+            std::fs::create_dir_all(&reversed).unwrap();
+            std::fs::write(
+                reversed.join("kustomization.yaml"),
+                "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - ../base\ncomponents:\n  - ../tls\n  - ../spool\n",
+            )
+            .unwrap();
+            root.join("kubernetes")
+        })
+    }
+
+    fn copy(from: &std::path::Path, to: &std::path::Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let path = entry.unwrap().path();
+            let target = to.join(path.file_name().unwrap());
+            if path.is_dir() {
+                copy(&path, &target);
+            } else {
+                std::fs::copy(&path, &target).unwrap();
+            }
+        }
+    }
+
+    /// One overlay (a directory under deploy/kubernetes) as rendered, split into documents.
+    fn render(overlay: &str) -> Vec<String> {
+        let output = Command::new("kubectl")
+            .args(["kustomize", &tree().join(overlay).to_string_lossy()])
+            .output()
+            .expect("kubectl (apt-get install kubectl; .ci/run installs it)");
+        assert!(
+            output.status.success(),
+            "{overlay}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout)
+            .unwrap()
+            .split("\n---\n")
+            .map(String::from)
+            .collect()
+    }
+
+    fn of_kind<'a>(docs: &'a [String], kind: &str) -> Vec<&'a String> {
+        docs.iter()
+            .filter(|d| d.lines().any(|l| l == format!("kind: {kind}")))
+            .collect()
+    }
+
+    /// The bridge's workload: a Deployment, or with the spool a StatefulSet.
+    fn workload(docs: &[String]) -> &String {
+        let found: Vec<_> = of_kind(docs, "Deployment")
+            .into_iter()
+            .chain(of_kind(docs, "StatefulSet"))
+            .collect();
+        assert_eq!(found.len(), 1, "one workload");
+        found[0]
+    }
+
+    #[test]
+    fn every_overlay_renders_and_none_has_a_topic_job() {
+        for overlay in [
+            "base",
+            "with-ingress",
+            "with-tls",
+            "with-spool",
+            "with-spool-tls",
+            "monitoring",
+            "monitoring-tls",
+        ] {
+            let docs = render(overlay);
+            assert!(
+                of_kind(&docs, "Job").is_empty(),
+                "{overlay}: a Job breaks re-applies"
+            );
+        }
+        let base = render("base");
+        let config = of_kind(&base, "ConfigMap");
+        assert!(
+            config[0].contains("KAFKA_CREATE_TOPICS: \"true\""),
+            "{}",
+            config[0]
+        );
+    }
+
+    /// TLS and the spool combine in either order: the StatefulSet has the certificate mount,
+    /// the spool mount, both variables, HTTPS probes and the volume claim.
+    #[test]
+    fn tls_and_the_spool_combine_in_either_order() {
+        for dir in ["with-spool-tls", "tls-then-spool"] {
+            let docs = render(dir);
+            let set = workload(&docs);
+            assert!(set.contains("kind: StatefulSet"), "{dir}");
+            for wanted in [
+                "mountPath: /etc/zego-kafka-bridge/tls",
+                "mountPath: /var/lib/zego-kafka-bridge/spool",
+                "name: TLS_CERT_FILE",
+                "name: TLS_KEY_FILE",
+                "name: SPOOL_DIR",
+                "secretName: zego-kafka-bridge-tls",
+                "volumeClaimTemplates:",
+                "prometheus.io/scheme: https",
+            ] {
+                assert!(set.contains(wanted), "{dir}: no {wanted:?} in\n{set}");
+            }
+            assert_eq!(
+                set.matches("scheme: HTTPS").count(),
+                2,
+                "{dir}: both probes"
+            );
+            assert!(
+                of_kind(&docs, "HorizontalPodAutoscaler").is_empty(),
+                "{dir}: spooling replicas are not autoscaled"
+            );
+        }
+    }
+
+    /// ZEGOCLOUD can reach a bridge serving HTTPS: a LoadBalancer on 443 to the pods.
+    #[test]
+    fn tls_gives_zegocloud_a_way_in_from_outside() {
+        for overlay in ["with-tls", "with-spool-tls"] {
+            let docs = render(overlay);
+            let public = of_kind(&docs, "Service")
+                .into_iter()
+                .find(|s| s.contains("type: LoadBalancer"))
+                .unwrap_or_else(|| panic!("{overlay}: no LoadBalancer Service"));
+            assert!(public.contains("port: 443") && public.contains("targetPort: http"));
+        }
+        let plain = render("base");
+        assert!(!plain.iter().any(|d| d.contains("type: LoadBalancer")));
+    }
+
+    /// The monitors carry the label kube-prometheus-stack selects by, and the TLS one scrapes
+    /// HTTPS.
+    #[test]
+    fn monitors_load_into_kube_prometheus_stack_and_scrape_tls_over_https() {
+        for overlay in ["monitoring", "monitoring-tls"] {
+            let docs = render(overlay);
+            for kind in ["PodMonitor", "PrometheusRule"] {
+                let found = of_kind(&docs, kind);
+                assert_eq!(found.len(), 1, "{overlay}: {kind}");
+                assert!(
+                    found[0].contains("release: kube-prometheus-stack"),
+                    "{overlay}: {kind} carries no release label:\n{}",
+                    found[0]
+                );
+            }
+            let monitor = of_kind(&docs, "PodMonitor")[0];
+            let https = monitor.contains("scheme: https");
+            assert_eq!(https, overlay == "monitoring-tls", "{overlay}:\n{monitor}");
+            let selector = monitor
+                .split("selector:")
+                .nth(1)
+                .and_then(|s| s.split("podMetricsEndpoints").next())
+                .unwrap_or_default();
+            assert!(
+                !selector.contains("release"),
+                "the release label must not enter the pod selector:\n{monitor}"
+            );
+        }
+    }
+
+    /// Kafka egress: the common listener ports, one line each, so adding one is one line.
+    #[test]
+    fn the_network_policy_allows_the_usual_kafka_ports() {
+        let policy = read("deploy/kubernetes/base/networkpolicy.yaml");
+        for port in [9092, 9093, 9094, 9096, 9098] {
+            assert!(
+                policy.contains(&format!("- {{protocol: TCP, port: {port}}}")),
+                "port {port}"
+            );
+        }
+    }
+}

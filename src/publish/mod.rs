@@ -5,6 +5,7 @@ mod context;
 pub mod errors;
 pub mod record;
 pub mod settings;
+pub mod topics;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};

@@ -46,6 +46,8 @@ pub struct KafkaSettings {
     /// librdkafka properties from `KAFKA_OPT_*`, keyed by dotted name, with the variable each
     /// came from (so an error librdkafka raises about it can name the variable).
     pub options: BTreeMap<String, PassThroughOption>,
+    /// `KAFKA_CREATE_TOPICS=true`: create the topics at start (`topics::ensure_topics`).
+    pub create_topics: Option<super::topics::TopicSpec>,
 }
 
 /// One `KAFKA_OPT_*` setting.
@@ -66,6 +68,7 @@ impl KafkaSettings {
             delivery_timeout,
             queue_max_bytes: 16 << 20,
             options: BTreeMap::new(),
+            create_topics: None,
         }
     }
 

@@ -20,6 +20,7 @@ use crate::dedup::DedupCache;
 use crate::deliver::refused::RefusedKeeper;
 use crate::deliver::Delivery;
 use crate::metrics::Metrics;
+use crate::publish::topics::{ensure_topics, Created};
 use crate::publish::Publisher;
 use crate::refusals::{describe, RefusalReport};
 use crate::routes::state::AppState;
@@ -137,6 +138,7 @@ impl Application {
             ..
         } = self;
         let probe = spawn_broker_probe(state.clone());
+        let topics = spawn_topic_creation(&state);
         let delivery = &state.delivery;
         let drain = delivery.spool.clone().map(|spool| {
             let (publisher, readiness) = (delivery.publisher.clone(), delivery.readiness.clone());
@@ -159,6 +161,9 @@ impl Application {
             }
         };
         probe.abort();
+        if let Some(topics) = topics {
+            topics.abort();
+        }
         reporter.abort();
         if let Some(drain) = drain {
             // What it was forwarding stays in the spool until acknowledged: sent again next start.
@@ -177,6 +182,54 @@ impl Application {
         served
     }
 }
+
+/// With `KAFKA_CREATE_TOPICS=true`: creates the topics (callback topics and the refused one)
+/// until it succeeds, every 5 s, saying once why it cannot (a broker down at start, missing
+/// rights). Until the topic exists `/readyz` answers 503, as the probe finds it missing.
+fn spawn_topic_creation(state: &web::Data<AppState>) -> Option<JoinHandle<()>> {
+    let spec = state.kafka.create_topics?;
+    let kafka = state.kafka.clone();
+    let mut topics: Vec<String> = kafka.topics().map(String::from).collect();
+    if let Some(refused) = &state.delivery.refused {
+        topics.push(refused.topic().to_string());
+    }
+    topics.sort();
+    topics.dedup();
+    Some(tokio::spawn(async move {
+        let mut said = None;
+        loop {
+            match ensure_topics(&kafka, spec, &topics, TOPIC_CREATE_TIMEOUT).await {
+                Ok(outcomes) => {
+                    for (topic, outcome) in outcomes {
+                        match outcome {
+                            Created::Created => log::info!(
+                                "created topic {topic} ({} partitions, replication {})",
+                                spec.partitions,
+                                if spec.replication < 0 {
+                                    "the broker's default".to_string()
+                                } else {
+                                    spec.replication.to_string()
+                                }
+                            ),
+                            Created::Existed => log::info!("topic {topic} exists"),
+                        }
+                    }
+                    return;
+                }
+                Err(why) => {
+                    if said.as_ref() != Some(&why) {
+                        log::error!("KAFKA_CREATE_TOPICS: {why}; retrying every 5 s (/readyz answers 503 until the topic exists)");
+                        said = Some(why);
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        }
+    }))
+}
+
+/// How long one attempt to create the topics may take.
+const TOPIC_CREATE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Asks the broker for metadata every second, off the workers; `/readyz` reads the result.
 fn spawn_broker_probe(state: web::Data<AppState>) -> JoinHandle<()> {

@@ -12,6 +12,7 @@ mod replay;
 mod replicas;
 mod sasl;
 mod spool;
+mod topics;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;

@@ -1,6 +1,7 @@
 //! Kafka behind SASL (SCRAM-SHA-512, as managed Kafka offerings use): with the right
 //! credentials the bridge publishes; with a wrong password `/readyz` stays 503, callbacks get
-//! 503, and the log names the problem without the password.
+//! 503, and the log names the problem without the password. `KAFKA_CREATE_TOPICS` creates a
+//! missing topic over the same SASL connection.
 
 use std::time::Duration;
 
@@ -34,12 +35,46 @@ async fn the_bridge_publishes_over_sasl_and_a_wrong_password_is_named_not_shown(
     let _tansu = Tansu::start_with(&dir, "tansu", port, port, storage, &["--authentication"]);
     let brokers = format!("127.0.0.1:{port}");
 
-    let right = sasl_env(PASSWORD);
+    // The refused topic does not exist yet: the bridge creates it over SASL with the same
+    // credentials (KAFKA_CREATE_TOPICS).
+    let mut right = sasl_env(PASSWORD);
+    right.extend([
+        ("KAFKA_CREATE_TOPICS", "true".to_string()),
+        ("KAFKA_TOPIC_PARTITIONS", "1".to_string()),
+        ("KAFKA_TOPIC_REPLICATION", "1".to_string()),
+        ("KAFKA_TOPIC_REFUSED", "sasl-refused".to_string()),
+    ]);
     let right: Vec<(&str, &str)> = right.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let bridge = Bridge::start(&dir, "bridge", free_port(), &brokers, &right);
     bridge.wait_ready(Duration::from_secs(30)).await;
     let (ok, attempts) = simulate(&dir, "load", &bridge.url(), &["--count", "20"]).await;
     assert!(ok, "callbacks were refused over SASL");
+    let forged = std::process::Command::new(bridge_bin())
+        .args([
+            "simulate",
+            "--url",
+            &bridge.url(),
+            "--secret",
+            "forger",
+            "--no-retry",
+        ])
+        .output()
+        .expect("simulate runs");
+    assert!(!forged.status.success());
+    wait_for_metric(
+        bridge.port,
+        r#"zego_refused_kept_total{outcome="kept"}"#,
+        Duration::from_secs(30),
+        |kept| kept >= 1.0,
+    )
+    .await;
+    let log = bridge.process.log_text();
+    assert!(log.contains("created topic sasl-refused"), "{log}");
+    assert_eq!(
+        read_topic_sasl(&brokers, "sasl-refused", "bridge", PASSWORD).len(),
+        1,
+        "the forged callback, kept in the topic the bridge created over SASL"
+    );
     drop(bridge);
 
     let wrong = sasl_env("not-the-password");
