@@ -59,6 +59,22 @@ fn dashboard_and_alerts_query_only_exported_metrics() {
         .map(|t| t["expr"].as_str().unwrap().to_string())
         .collect();
     assert!(exprs.len() >= 10, "{exprs:?}");
+    // The operator's questions each have a panel: the spool and the refused topic too.
+    let all = exprs.join("\n");
+    for wanted in [
+        "zego_refusals_total",
+        "zego_spool_records",
+        "zego_spool_oldest_age_seconds",
+        "zego_spool_bytes",
+        "zego_spool_limit_bytes",
+        "zego_spool_write_failures_total",
+        "zego_refused_kept_total",
+    ] {
+        assert!(
+            all.contains(wanted),
+            "the dashboard has no panel on {wanted}"
+        );
+    }
     for (source, text) in [
         ("dashboard", exprs.join("\n")),
         ("alert rules", read("deploy/prometheus/alerts.yaml")),
