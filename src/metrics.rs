@@ -236,6 +236,10 @@ declare_metrics! {
     spool_group_records: Histogram = "zego_spool_group_records",
         "Records written and flushed together (group commit)",
         buckets: &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 1024.0, 4096.0];
+    /// Spooled records set aside: they cannot be delivered now (their topic does not exist,
+    /// Kafka refuses them for good); kept, retried every `spool::HELD_RETRY_EVERY`.
+    spool_held_records: IntGauge = "zego_spool_held_records",
+        "Spooled records set aside because they cannot be delivered now (missing topic, refused for good); kept and retried";
     /// Groups whose write or flush failed (their callbacks were answered 503).
     spool_write_failures: IntCounter = "zego_spool_write_failures_total",
         "Groups of spooled records whose write or flush failed (answered 503)";

@@ -3,7 +3,9 @@
 //! broker is known unreachable). Ages are measured on the monotonic clock: a wall clock
 //! stepped by NTP must not make a dead broker look alive or a live one dead.
 
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// How long a successful broker probe keeps `/readyz` at 200.
@@ -18,6 +20,8 @@ pub struct Readiness {
     /// The last probe failed (false until a probe has run).
     last_failed: AtomicBool,
     shutting_down: AtomicBool,
+    /// Topics the bridge writes that the broker said do not exist, at the last probe.
+    missing_topics: Mutex<BTreeSet<String>>,
 }
 
 impl Default for Readiness {
@@ -27,6 +31,7 @@ impl Default for Readiness {
             last_ok: AtomicU64::new(0),
             last_failed: AtomicBool::new(false),
             shutting_down: AtomicBool::new(false),
+            missing_topics: Mutex::new(BTreeSet::new()),
         }
     }
 }
@@ -50,6 +55,27 @@ impl Readiness {
     /// probe the broker is not known to be unreachable.
     pub fn broker_known_unreachable(&self) -> bool {
         self.last_failed.load(Ordering::Acquire) && !self.broker_reachable()
+    }
+
+    /// What the last probe that reached the broker found missing. Returns the topics that
+    /// went missing and those that came back since the probe before.
+    pub fn set_missing_topics(&self, now: BTreeSet<String>) -> (Vec<String>, Vec<String>) {
+        let mut missing = self
+            .missing_topics
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let gone = now.difference(&missing).cloned().collect();
+        let back = missing.difference(&now).cloned().collect();
+        *missing = now;
+        (gone, back)
+    }
+
+    /// The broker said this topic does not exist: a record for it would only time out.
+    pub fn topic_missing(&self, topic: &str) -> bool {
+        self.missing_topics
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(topic)
     }
 
     /// From now on `/readyz` answers 503, so load balancers stop sending before we stop.

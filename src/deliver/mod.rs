@@ -107,8 +107,15 @@ impl Delivery {
         published
     }
 
-    /// Dedupe, then publish (or spool).
+    /// Dedupe, then publish (or spool). A record for a topic the broker says does not exist is
+    /// refused at once (500 `publish_failed`): it could only time out, and spooled it would
+    /// wait for an operator anyway.
     pub async fn deliver(&self, record: &Record) -> Result<Delivered, DeliveryError> {
+        if self.readiness.topic_missing(&record.topic) {
+            let error = PublishError::Failed(format!("topic {} does not exist", record.topic));
+            answered_non_200(record, &error);
+            return Err(error.into());
+        }
         let guard = match self.dedup.claim(&record.callback_id) {
             Claim::Acked(ack) => {
                 self.metrics.duplicates.inc();

@@ -284,6 +284,29 @@ impl Publisher {
         }
     }
 
+    /// Which of `topics` the broker says do not exist; `None` when it does not answer. One
+    /// metadata request a topic (the bridge writes a handful), blocking, for the probe's thread.
+    pub fn missing_topics_blocking(
+        &self,
+        topics: &[String],
+        timeout: Duration,
+    ) -> Option<std::collections::BTreeSet<String>> {
+        let generation = self.current();
+        let client = generation.producer.client();
+        let mut missing = std::collections::BTreeSet::new();
+        for topic in topics {
+            let metadata = client.fetch_metadata(Some(topic), timeout).ok()?;
+            let found = metadata
+                .topics()
+                .iter()
+                .any(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty());
+            if !found {
+                missing.insert(topic.clone());
+            }
+        }
+        Some(missing)
+    }
+
     /// Makes librdkafka raise a fatal error on the current producer, exactly as it does when an
     /// idempotent producer loses its sequence state. Only tests call this: the mock cluster has
     /// no other way to cause a fatal error that no delivery reports.

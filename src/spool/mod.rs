@@ -15,6 +15,7 @@ mod stored;
 mod tests;
 mod writer;
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -23,7 +24,7 @@ use tokio::sync::{Notify, RwLock, RwLockReadGuard};
 
 use crate::clock::unix_ms;
 use crate::metrics::Metrics;
-use crate::publish::{Publisher, Record, SpoolStamp};
+use crate::publish::{PublishError, Publisher, Record, SpoolStamp};
 use writer::Log;
 
 /// Records forwarded per drain round, all in flight at once, in order.
@@ -33,6 +34,8 @@ const DRAIN_BATCH_BYTES: usize = 4 << 20;
 const DRAIN_BACKOFF: Duration = Duration::from_secs(1);
 /// A failing drain says why at most this often (with a count of the rounds in between).
 const DRAIN_LOG_EVERY: Duration = Duration::from_secs(30);
+/// How often set-aside records are put back in line (a topic created since, a setting fixed).
+pub const HELD_RETRY_EVERY: Duration = Duration::from_secs(10);
 
 /// `SPOOL_DIR`, `SPOOL_MAX_BYTES` and `SPOOL_DRAIN_RATE`.
 #[derive(Debug, Clone)]
@@ -160,9 +163,25 @@ impl Spool {
     }
 
     /// Forwards the spool to Kafka, in order, whenever the broker is reachable; runs until
-    /// aborted. A record leaves the spool only after Kafka acknowledged it.
-    pub async fn drain(self: Arc<Self>, publisher: Arc<Publisher>, reachable: impl Fn() -> bool) {
+    /// aborted. A record leaves the spool only after Kafka acknowledged it. A record that cannot
+    /// be delivered now (`topic_missing` says its topic does not exist, or Kafka refuses it for
+    /// good) is set aside: kept, counted in `zego_spool_held_records`, and put back in line every
+    /// `HELD_RETRY_EVERY`, so it never holds up the records behind it.
+    pub async fn drain(
+        self: Arc<Self>,
+        publisher: Arc<Publisher>,
+        reachable: impl Fn() -> bool,
+        topic_missing: impl Fn(&str) -> bool + Sync,
+    ) {
+        let mut retried_at = Instant::now();
         loop {
+            if retried_at.elapsed() >= HELD_RETRY_EVERY {
+                retried_at = Instant::now();
+                let back = self.log.retry_held().await;
+                if back > 0 {
+                    log::debug!("spool drain: retrying {back} set-aside records");
+                }
+            }
             if self.log.undrained() == 0 {
                 self.deactivate_if_empty();
                 self.log.reclaim();
@@ -180,7 +199,7 @@ impl Spool {
                 continue;
             }
             let started = Instant::now();
-            match self.drain_once(&publisher).await {
+            match self.drain_once(&publisher, &topic_missing).await {
                 0 => tokio::time::sleep(DRAIN_BACKOFF).await,
                 forwarded if self.drain_rate > 0 => {
                     let budget =
@@ -206,7 +225,7 @@ impl Spool {
         let mut progress_at = Instant::now();
         while self.log.undrained() > 0 {
             let before = self.log.undrained();
-            self.drain_once(publisher).await;
+            self.drain_once(publisher, &|_| false).await;
             let after = self.log.undrained();
             forwarded += before.saturating_sub(after);
             if after < before {
@@ -232,7 +251,11 @@ impl Spool {
     /// A record acknowledged is never sent again, even when one before it failed: with an
     /// idempotent producer a failed record fails the ones after it in its partition too, so
     /// what got through never overtakes an earlier record of its own key.
-    async fn drain_once(&self, publisher: &Publisher) -> usize {
+    async fn drain_once(
+        &self,
+        publisher: &Publisher,
+        topic_missing: &(dyn Fn(&str) -> bool + Sync),
+    ) -> usize {
         let batch_size = match self.drain_rate {
             0 => DRAIN_BATCH,
             rate => (rate as usize).clamp(1, DRAIN_BATCH),
@@ -249,8 +272,34 @@ impl Spool {
         if batch.is_empty() {
             return 0;
         }
+        // A record whose topic does not exist would only time out: set aside unsent.
+        let (batch, unroutable): (Vec<Record>, Vec<Record>) =
+            batch.into_iter().partition(|r| !topic_missing(&r.topic));
+        let mut held: Vec<(u64, String)> = unroutable
+            .iter()
+            .filter_map(|r| {
+                let seq = r.spooled?.seq;
+                Some((seq, format!("topic {} does not exist", r.topic)))
+            })
+            .collect();
         let outcomes =
             futures_util::future::join_all(batch.iter().map(|r| publisher.publish(r))).await;
+        // Refused for good (an unknown topic, a record too large, no authorization): set aside.
+        held.extend(batch.iter().zip(&outcomes).filter_map(|(r, o)| match o {
+            Err(PublishError::Failed(why)) => Some((r.spooled?.seq, why.clone())),
+            _ => None,
+        }));
+        if !held.is_empty() {
+            let reasons: BTreeSet<&str> = held.iter().map(|(_, why)| why.as_str()).collect();
+            let newly = self.log.set_aside(held.clone()).await;
+            if newly > 0 {
+                log::error!(
+                    "spool drain: set {newly} records aside that cannot be delivered now ({}); they are kept, the rest goes on, and they are retried every {} s (zego_spool_held_records)",
+                    reasons.into_iter().collect::<Vec<_>>().join("; "),
+                    HELD_RETRY_EVERY.as_secs()
+                );
+            }
+        }
         let acked: Vec<u64> = batch
             .iter()
             .zip(&outcomes)
@@ -265,6 +314,7 @@ impl Spool {
         let first_failure = batch
             .iter()
             .zip(&outcomes)
+            .filter(|(_, o)| !matches!(o, Err(PublishError::Failed(_))))
             .find_map(|(r, o)| o.as_ref().err().map(|e| (r, e)));
         let Some((record, error)) = first_failure else {
             self.drain_recovered();

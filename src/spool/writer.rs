@@ -3,7 +3,7 @@
 //! records for the drain, and deletes what Kafka acknowledged. One thread, one connection: no
 //! two writers ever contend, and the async side never blocks on the disk.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 use std::time::Instant;
@@ -57,6 +57,11 @@ enum Command {
     /// Kafka acknowledged these records: delete them (kept out of reads until the delete
     /// commits, so an acknowledged record is never sent again by this process).
     Acked(Vec<u64>, Reply<()>),
+    /// These records cannot be delivered now (their topic does not exist, Kafka refuses them
+    /// for good): kept, left out of reads and of the count that keeps the spool active.
+    SetAside(Vec<(u64, String)>, Reply<usize>),
+    /// Put every set-aside record back in line; replies how many.
+    RetryHeld(Reply<usize>),
     Oldest(Reply<Option<i64>>),
     /// The spool is empty: give its space back.
     Reclaim,
@@ -122,6 +127,8 @@ impl Log {
                         wal_limit: store::wal_limit_bytes(max_bytes),
                         acked: BTreeSet::new(),
                         unreadable: BTreeSet::new(),
+                        held: BTreeMap::new(),
+                        reported: BTreeSet::new(),
                         delete_failing: false,
                         deleted_since_reclaim: true,
                     }
@@ -185,6 +192,19 @@ impl Log {
     /// Kafka acknowledged these records: they leave the spool.
     pub async fn acked(&self, seqs: Vec<u64>) {
         let _ = self.ask(|reply| Command::Acked(seqs, reply)).await;
+    }
+
+    /// These records cannot be delivered now (`(seq, why)`): set aside until `retry_held`.
+    /// Returns how many were never set aside before (a retried one that fails again was).
+    pub async fn set_aside(&self, held: Vec<(u64, String)>) -> usize {
+        self.ask(|reply| Command::SetAside(held, reply))
+            .await
+            .unwrap_or(0)
+    }
+
+    /// Puts the set-aside records back in line; returns how many.
+    pub async fn retry_held(&self) -> usize {
+        self.ask(Command::RetryHeld).await.unwrap_or(0)
     }
 
     /// When the oldest record waiting was spooled (Unix ms).
@@ -253,6 +273,10 @@ struct Worker {
     acked: BTreeSet<u64>,
     /// Rows that cannot be read back as records: reported once, kept, never published.
     unreadable: BTreeSet<u64>,
+    /// Records that cannot be delivered now, with why: kept, left out of reads until retried.
+    held: BTreeMap<u64, String>,
+    /// Every record ever set aside: one set aside again after a retry is not news.
+    reported: BTreeSet<u64>,
     /// The last delete failed (logged once until one succeeds).
     delete_failing: bool,
     /// Records were deleted since the space was last given back.
@@ -300,6 +324,20 @@ impl Worker {
             Command::Acked(seqs, reply) => {
                 self.acked(seqs);
                 let _ = reply.send(());
+            }
+            Command::SetAside(held, reply) => {
+                let _ = reply.send(self.set_aside(held));
+            }
+            Command::RetryHeld(reply) => {
+                let count = self.held.len();
+                {
+                    let mut shared = self.shared();
+                    shared.records += count as u64;
+                    self.metrics.spool_records.set(shared.records as i64);
+                }
+                self.held.clear();
+                self.metrics.spool_held_records.set(0);
+                let _ = reply.send(count);
             }
             Command::Oldest(reply) => {
                 let _ = reply.send(self.store.oldest_spooled_at().ok().flatten());
@@ -388,7 +426,12 @@ impl Worker {
     }
 
     fn read(&mut self, max_records: usize, max_bytes: usize) -> Result<Vec<Record>, String> {
-        let skip: BTreeSet<u64> = self.acked.union(&self.unreadable).copied().collect();
+        let skip: BTreeSet<u64> = self
+            .acked
+            .union(&self.unreadable)
+            .copied()
+            .chain(self.held.keys().copied())
+            .collect();
         let Front {
             records,
             unreadable,
@@ -405,6 +448,26 @@ impl Worker {
             shared.records = shared.records.saturating_sub(1);
         }
         Ok(records)
+    }
+
+    /// Leaves records out of reads and out of the count. Returns how many were newly held.
+    fn set_aside(&mut self, held: Vec<(u64, String)>) -> usize {
+        let mut newly = 0;
+        for (seq, why) in held {
+            if self.acked.contains(&seq) || self.unreadable.contains(&seq) {
+                continue;
+            }
+            if self.held.insert(seq, why).is_none() {
+                let mut shared = self.shared();
+                shared.records = shared.records.saturating_sub(1);
+                self.metrics.spool_records.set(shared.records as i64);
+            }
+            if self.reported.insert(seq) {
+                newly += 1;
+            }
+        }
+        self.metrics.spool_held_records.set(self.held.len() as i64);
+        newly
     }
 
     /// Deletes what Kafka acknowledged, with any earlier deletes that failed; until a delete

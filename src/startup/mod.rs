@@ -142,7 +142,12 @@ impl Application {
         let delivery = &state.delivery;
         let drain = delivery.spool.clone().map(|spool| {
             let (publisher, readiness) = (delivery.publisher.clone(), delivery.readiness.clone());
-            tokio::spawn(spool.drain(publisher, move || readiness.broker_reachable()))
+            let missing = readiness.clone();
+            tokio::spawn(spool.drain(
+                publisher,
+                move || readiness.broker_reachable(),
+                move |topic| missing.topic_missing(topic),
+            ))
         });
         let reporter = spawn_refusal_reporter(state.clone());
         let handle = server.handle();
@@ -233,15 +238,36 @@ const TOPIC_CREATE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Asks the broker for metadata every second, off the workers; `/readyz` reads the result.
 fn spawn_broker_probe(state: web::Data<AppState>) -> JoinHandle<()> {
+    // Every topic a record may go to: the main one first.
+    let mut topics: Vec<String> = state.kafka.topics().map(String::from).collect();
+    if let Some(refused) = &state.delivery.refused {
+        topics.push(refused.topic().to_string());
+    }
+    topics.dedup();
     tokio::spawn(async move {
         let mut was_reachable = None;
         loop {
             let probing = state.clone();
+            let asked = topics.clone();
             let reachable = tokio::task::spawn_blocking(move || {
-                probing
-                    .delivery
-                    .publisher
-                    .probe_blocking(&probing.kafka.topic, PROBE_TIMEOUT)
+                let publisher = &probing.delivery.publisher;
+                if !publisher.probe_blocking(&probing.kafka.topic, PROBE_TIMEOUT) {
+                    return false;
+                }
+                // The main topic answers; which of the others exist (records for a missing
+                // one are answered 500 at once, or set aside by the spool's drain).
+                if let Some(missing) = publisher.missing_topics_blocking(&asked, PROBE_TIMEOUT) {
+                    let (gone, back) = probing.delivery.readiness.set_missing_topics(missing);
+                    for topic in gone {
+                        log::error!(
+                            "topic {topic} does not exist: callbacks routed to it are answered 500 publish_failed (create it, or set KAFKA_CREATE_TOPICS=true)"
+                        );
+                    }
+                    for topic in back {
+                        log::info!("topic {topic} exists again: callbacks routed to it are published");
+                    }
+                }
+                true
             })
             .await
             .unwrap_or(false);

@@ -15,6 +15,11 @@ use tokio::task::JoinSet;
 use zego_kafka_bridge::callback::catalogue::{EventKind, Family, Product};
 
 pub const SECRET: &str = "e2e-secret";
+
+/// ZEGOCLOUD's retry schedule (2, 4, 8, 16, 32 s) divided by four: 15.5 s of patience. The
+/// fault tests use it where the property is "an outage shorter (or longer) than the sender's
+/// patience", not the length of ZEGOCLOUD's own.
+pub const SCALED_SCHEDULE: &str = "0.5,1,2,4,8";
 pub const TOPIC: &str = "zego-callbacks";
 pub const FAMILY: [&str; 5] = [
     "call_create",
