@@ -251,8 +251,8 @@ async fn a_broker_replaced_mid_drain_is_drained_into_without_a_restart() {
         "spool broker replaced",
         &[
             ("SPOOL_DIR", spool_text.as_str()),
-            ("SPOOL_DRAIN_RATE", "50"),
-            ("KAFKA_DELIVERY_TIMEOUT_MS", "2000"),
+            ("SPOOL_DRAIN_RATE", "100"),
+            ("KAFKA_DELIVERY_TIMEOUT_MS", "1000"),
         ],
     )
     .await;
@@ -310,7 +310,7 @@ async fn a_broker_replaced_mid_drain_is_drained_into_without_a_restart() {
     );
     assert!(replaced >= 1.0, "the stalled producer was never replaced");
     report(&format!(
-        "| spool: broker replaced by an empty one mid-drain | 300 spooled, drain at 50/s | {drained_by_old} acknowledged by the old broker before it died | {} on the new broker | 0 lost of what the old one had not taken; producer replaced {replaced} times, no bridge restart |",
+        "| spool: broker replaced by an empty one mid-drain | 300 spooled, drain at 100/s | {drained_by_old} acknowledged by the old broker before it died | {} on the new broker | 0 lost of what the old one had not taken; producer replaced {replaced} times, no bridge restart |",
         landed.len()
     ));
 }
