@@ -906,3 +906,74 @@ fn tail_never_writes_control_characters_from_a_callback() {
     let record: serde_json::Value = serde_json::from_str(json.lines().next().unwrap()).unwrap();
     assert_eq!(record["key"], hostile);
 }
+
+/// The completion scripts complete a subcommand's options: bash (sourced, then asked as bash
+/// asks), fish (`complete -C`) and zsh (parsed, its function defined, the option listed) where
+/// those shells are installed (`.ci/run` installs them).
+#[test]
+fn completions_complete_a_subcommands_options() {
+    let dir = std::env::temp_dir().join(format!("completions-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = |shell: &str| {
+        let output = run(&["completions", shell], &[]);
+        assert!(output.status.success(), "{shell}");
+        let path = dir.join(format!("completion.{shell}"));
+        std::fs::write(&path, &output.stdout).unwrap();
+        path
+    };
+    let bash = script("bash");
+    let asked = format!(
+        "source {}; COMP_WORDS=(zego-kafka-bridge simulate --sch); COMP_CWORD=2; \
+         _zego__kafka__bridge zego-kafka-bridge --sch simulate; echo \"${{COMPREPLY[*]}}\"",
+        bash.display()
+    );
+    let out = Command::new("bash").args(["-c", &asked]).output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "--schedule",
+        "{out:?}"
+    );
+    let asked = format!(
+        "source {}; COMP_WORDS=(zego-kafka-bridge replay --dry); COMP_CWORD=2; \
+         _zego__kafka__bridge zego-kafka-bridge --dry replay; echo \"${{COMPREPLY[*]}}\"",
+        bash.display()
+    );
+    let out = Command::new("bash").args(["-c", &asked]).output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "--dry-run",
+        "{out:?}"
+    );
+
+    let fish = script("fish");
+    if let Ok(out) = Command::new("fish")
+        .args([
+            "-c",
+            &format!(
+                "source {}; complete -C 'zego-kafka-bridge simulate --sch'",
+                fish.display()
+            ),
+        ])
+        .output()
+    {
+        let listed = String::from_utf8_lossy(&out.stdout);
+        assert!(listed.starts_with("--schedule"), "fish: {listed}");
+    }
+    let zsh = script("zsh");
+    if let Ok(out) = Command::new("zsh")
+        .args([
+            "-f",
+            "-c",
+            &format!(
+                "autoload -U compinit && compinit -u && source {} && functions _zego-kafka-bridge > /dev/null && echo defined",
+                zsh.display()
+            ),
+        ])
+        .output()
+    {
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "defined", "zsh: {out:?}");
+        let text = std::fs::read_to_string(&zsh).unwrap();
+        assert!(text.contains("--schedule") && text.contains("--dry-run"));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

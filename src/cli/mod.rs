@@ -68,13 +68,25 @@ pub enum Command {
 
 /// Writes the completion script for `shell` to stdout (quietly stopping if stdout closes).
 pub fn completions(shell: Shell) -> i32 {
-    let mut script = Vec::new();
-    clap_complete::generate(shell, &mut Cli::command(), "zego-kafka-bridge", &mut script);
     let mut stdout = output::Stdout::default();
-    for line in String::from_utf8_lossy(&script).lines() {
+    for line in completion_script(shell).lines() {
         if stdout.line(line).is_closed() {
             break;
         }
     }
     0
+}
+
+/// The completion script for `shell`. clap_complete's bash script names the subcommands'
+/// cases with every `-` of a hyphenated binary name turned into `__subcmd__` while it builds
+/// the name it matches with `__` (clap-rs/clap#6421): no subcommand completed anything. The
+/// case labels are rewritten to the name it builds.
+pub fn completion_script(shell: Shell) -> String {
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "zego-kafka-bridge", &mut script);
+    let script = String::from_utf8_lossy(&script).into_owned();
+    match shell {
+        Shell::Bash => script.replace("zego__subcmd__kafka__subcmd__bridge", "zego__kafka__bridge"),
+        _ => script,
+    }
 }
