@@ -12,14 +12,19 @@ use std::time::Duration;
 
 use actix_http::{HttpService, Request};
 use actix_server::Server;
-use actix_service::{fn_service, map_config};
+use actix_service::{fn_service, map_config, ServiceFactoryExt};
+use actix_tls::accept::rustls_0_23::{Acceptor, TlsStream};
+use actix_tls::accept::TlsError;
 use actix_web::dev::AppConfig;
 use actix_web::{web, App};
 use rustls::ServerConfig;
+use tokio::net::TcpStream;
 
+use super::head_timer::HeadTimed;
 use crate::routes::{callback, errors, expect, health, AppState};
 
-/// How long a client may take to send its request head.
+/// How long a client may take to send a request head: actix times the first of a connection,
+/// `HeadTimed` every one after it.
 const CLIENT_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a connection lingers after its answer before it is closed.
 const CLIENT_DISCONNECT_TIMEOUT: Duration = Duration::from_secs(1);
@@ -57,11 +62,28 @@ pub fn serve(
                 .h1(map_config(app(state.clone()), |_| AppConfig::default()))
         }};
     }
+    // Each connection's transport (TCP, or TLS over it) gets a deadline on every request head.
     let builder = match tls {
         Some(tls) => builder.listen("zego-kafka-bridge-https", listener, move || {
-            http_service!().rustls_0_23(tls.clone())
+            Acceptor::new(tls.clone())
+                .map_init_err(|_| unreachable!("the TLS acceptor does not fail to start"))
+                .map_err(TlsError::into_service_error)
+                .map(|io: TlsStream<TcpStream>| {
+                    let peer = io.get_ref().0.peer_addr().ok();
+                    (HeadTimed::new(io, CLIENT_REQUEST_TIMEOUT), peer)
+                })
+                .and_then(http_service!().map_err(TlsError::Service))
         })?,
-        None => builder.listen("zego-kafka-bridge", listener, move || http_service!().tcp())?,
+        None => builder.listen("zego-kafka-bridge", listener, move || {
+            fn_service(|io: TcpStream| {
+                let peer = io.peer_addr().ok();
+                std::future::ready(Ok::<_, actix_http::error::DispatchError>((
+                    HeadTimed::new(io, CLIENT_REQUEST_TIMEOUT),
+                    peer,
+                )))
+            })
+            .and_then(http_service!())
+        })?,
     };
     Ok(builder.run())
 }

@@ -26,6 +26,7 @@ use crate::refusals::{describe, RefusalReport};
 use crate::routes::state::AppState;
 use crate::spool::Spool;
 
+mod head_timer;
 mod http_server;
 
 /// How often the broker is asked for metadata, and how long one ask may take.
