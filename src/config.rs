@@ -183,6 +183,126 @@ pub const VARIABLES: &[&str] = &[
     "RUST_LOG",
     "LOG_FORMAT",
 ];
+/// Each fixed variable with its default and one line, for `--help` (the README's table says
+/// more); a test keeps it equal to `VARIABLES`.
+pub const VARIABLE_HELP: &[(&str, &str, &str)] = &[
+    ("KAFKA_BROKERS", "required", "Kafka bootstrap servers"),
+    (
+        "KAFKA_TOPIC",
+        "zego-callbacks",
+        "topic for every event without an override",
+    ),
+    (
+        "KAFKA_DELIVERY_TIMEOUT_MS",
+        "5000",
+        "longest wait for the broker's ack, then 503",
+    ),
+    (
+        "ZEGO_CALLBACK_SECRET",
+        "required",
+        "callback secret(s), comma-separated for rotation",
+    ),
+    (
+        "ZEGO_APP_IDS",
+        "any",
+        "comma-separated app ids accepted; others get 403",
+    ),
+    ("BIND_ADDR", "0.0.0.0:8080", "listen address"),
+    (
+        "CALLBACK_PATH",
+        "/zego/callback",
+        "In-app Chat's path; other products add /rtc, /recording, /ai-agent",
+    ),
+    (
+        "TIMESTAMP_TOLERANCE_SECS",
+        "300",
+        "callbacks older or newer are refused (0: off)",
+    ),
+    ("MAX_BODY_BYTES", "65536", "larger bodies get 413"),
+    (
+        "MAX_IN_FLIGHT",
+        "10000",
+        "callbacks awaiting an ack at once; beyond, 503",
+    ),
+    (
+        "MAX_BUFFERED_BYTES",
+        "16777216",
+        "request bytes held at once; beyond, 503",
+    ),
+    (
+        "DEDUP_TTL_SECS",
+        "600",
+        "how long an acked callback id is remembered (0: off)",
+    ),
+    ("DEDUP_CAPACITY", "100000", "most callback ids remembered"),
+    (
+        "UNKNOWN_EVENTS",
+        "reject",
+        "reject (422) or forward events the catalogue does not know",
+    ),
+    ("ZEGO_FAMILIES", "all", "families accepted, comma-separated"),
+    (
+        "SPOOL_DIR",
+        "off",
+        "durable spool directory: callbacks Kafka cannot take wait there",
+    ),
+    (
+        "SPOOL_MAX_BYTES",
+        "1073741824",
+        "the spool's size limit; beyond, 503 spool_full",
+    ),
+    (
+        "SPOOL_DRAIN_RATE",
+        "0",
+        "records forwarded from the spool a second (0: as fast as acked)",
+    ),
+    (
+        "TLS_CERT_FILE",
+        "off",
+        "PEM certificate chain: serve HTTPS (with TLS_KEY_FILE)",
+    ),
+    ("TLS_KEY_FILE", "off", "PEM private key"),
+    (
+        "KAFKA_TOPIC_REFUSED",
+        "off",
+        "keep refused callbacks here for `replay`",
+    ),
+    (
+        "KAFKA_REFUSED_PER_SECOND",
+        "20",
+        "most refused callbacks kept a second",
+    ),
+    (
+        "KAFKA_CREATE_TOPICS",
+        "false",
+        "create missing topics at start",
+    ),
+    (
+        "KAFKA_TOPIC_PARTITIONS",
+        "6",
+        "partitions of a topic the bridge creates",
+    ),
+    (
+        "KAFKA_TOPIC_REPLICATION",
+        "-1",
+        "replication of a topic the bridge creates (-1: broker default)",
+    ),
+    ("RUST_LOG", "info", "log filter"),
+    ("LOG_FORMAT", "text", "text or json"),
+];
+
+/// The `--help` text listing the environment variables.
+pub fn variables_help() -> String {
+    let mut text = String::from("Environment (README, \"Configuration\", says more):\n");
+    for (name, default, meaning) in VARIABLE_HELP {
+        text.push_str(&format!("  {name:<26} [{default}] {meaning}\n"));
+    }
+    text.push_str("  KAFKA_TOPIC_<EVENT|FAMILY>  per-event or per-family topic\n");
+    text.push_str("  KAFKA_OPT_<NAME>            any librdkafka property (SASL, TLS, ...)\n");
+    text.push_str("Without a subcommand it serves.");
+    text
+}
+
 /// Variable families: any name with these prefixes is read too.
 pub const VARIABLE_PREFIXES: &[&str] = &[TOPIC_PREFIX, OPT_PREFIX];
 /// Variables start-up fails without (`--embedded-kafka` supplies `KAFKA_BROKERS` itself).
@@ -790,6 +910,15 @@ mod tests {
     }
 
     /// The README's configuration table lists exactly the variables the bridge reads.
+    #[test]
+    fn help_lists_exactly_the_known_variables() {
+        let helped: Vec<&str> = VARIABLE_HELP.iter().map(|(name, ..)| *name).collect();
+        assert_eq!(helped, VARIABLES);
+        for (name, ..) in VARIABLE_HELP {
+            assert!(variables_help().contains(name));
+        }
+    }
+
     #[test]
     fn the_readme_table_lists_exactly_the_known_variables() {
         let readme = include_str!("../README.md");

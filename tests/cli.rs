@@ -412,6 +412,16 @@ fn simulate_explains_refusals_instead_of_retrying_them() {
         stderr.contains("simulate: 1 callbacks, 0 answered 200"),
         "{stderr}"
     );
+    // No answer: no status 0 before the reason, and no rate or latency of nothing.
+    assert!(
+        stdout.contains("attempt 1: connection refused") && !stdout.contains(": 0 "),
+        "{stdout}"
+    );
+    assert!(stderr.contains("nothing was answered"), "{stderr}");
+    assert!(
+        !stderr.contains("callbacks/s") && !stderr.contains("p50"),
+        "{stderr}"
+    );
 
     let bridge = embedded_bridge("cli-refusals", &[("RUST_LOG", "warn")]);
     let wrong = run(
@@ -976,4 +986,18 @@ fn completions_complete_a_subcommands_options() {
         assert!(text.contains("--schedule") && text.contains("--dry-run"));
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `--help` lists every environment variable the bridge reads, with its default.
+#[test]
+fn help_lists_the_environment_variables() {
+    let output = run(&["--help"], &[]);
+    let (stdout, _) = text(&output);
+    for (name, default, _) in zego_kafka_bridge::config::VARIABLE_HELP {
+        assert!(
+            stdout.contains(&format!("{name}")) && stdout.contains(&format!("[{default}]")),
+            "{name}: {stdout}"
+        );
+    }
+    assert!(stdout.contains("KAFKA_OPT_<NAME>"));
 }

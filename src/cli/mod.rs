@@ -18,7 +18,7 @@ use clap_complete::Shell;
     name = "zego-kafka-bridge",
     version,
     about = "ZEGOCLOUD callbacks into Kafka, answering 200 only after the broker's ack",
-    after_help = "Configured through environment variables: see the README. Without a subcommand it serves."
+    after_help = crate::config::variables_help()
 )]
 pub struct Cli {
     /// Serve against an in-process mock Kafka (keeps nothing; for trying it out).

@@ -374,11 +374,14 @@ async fn send_with_retries(run: &Run, call_id: &str, planned: &Planned) -> Ended
                 .error
                 .clone()
                 .unwrap_or_else(|| result.answer.to_string());
-            Some(format!(
-                "{event} key={call_id} attempt {}: {} {what}",
-                attempt + 1,
-                result.status
-            ))
+            // No answer has no status: say what happened, not "0".
+            Some(match result.status {
+                0 => format!("{event} key={call_id} attempt {}: {what}", attempt + 1),
+                status => format!(
+                    "{event} key={call_id} attempt {}: {status} {what}",
+                    attempt + 1
+                ),
+            })
         } else {
             None
         };
@@ -553,14 +556,21 @@ fn summary(tally: &Tally, elapsed: Duration) -> String {
     latencies.sort_by(|a, b| a.total_cmp(b));
     let callbacks = tally.delivered + tally.refused_for_good + tally.given_up;
     let secs = elapsed.as_secs_f64();
-    format!(
-        "simulate: {callbacks} callbacks, {} answered 200 ({} duplicates), {} refused, {} given up, in {secs:.1}s; {} attempts, {:.1} callbacks/s, latency p50 {:.1} ms p99 {:.1} ms",
+    let counts = format!(
+        "simulate: {callbacks} callbacks, {} answered 200 ({} duplicates), {} refused, {} given up, in {secs:.1}s; {} attempts",
         tally.delivered,
         tally.duplicates,
         tally.refused_for_good,
         tally.given_up,
         tally.attempts,
-        callbacks as f64 / secs.max(0.001),
+    );
+    // A rate and latencies only of what was answered: none answered, none to report.
+    if latencies.is_empty() {
+        return format!("{counts}; nothing was answered");
+    }
+    format!(
+        "{counts}, {:.1} answered callbacks/s, latency p50 {:.1} ms p99 {:.1} ms",
+        (tally.delivered + tally.refused_for_good) as f64 / secs.max(0.001),
         percentile(&latencies, 0.50),
         percentile(&latencies, 0.99),
     )
