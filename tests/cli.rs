@@ -995,7 +995,7 @@ fn help_lists_the_environment_variables() {
     let (stdout, _) = text(&output);
     for (name, default, _) in zego_kafka_bridge::config::VARIABLE_HELP {
         assert!(
-            stdout.contains(&format!("{name}")) && stdout.contains(&format!("[{default}]")),
+            stdout.contains(name) && stdout.contains(&format!("[{default}]")),
             "{name}: {stdout}"
         );
     }
