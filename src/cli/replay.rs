@@ -338,6 +338,7 @@ fn read_range(
     };
     let mut assignment = TopicPartitionList::new();
     let mut ends = BTreeMap::new();
+    let mut starts = BTreeMap::new();
     for &partition in &partitions {
         let (low, high) = consumer
             .fetch_watermarks(topic, partition, timeout)
@@ -352,37 +353,42 @@ fn read_range(
         };
         let requested = from_offset.or_else(|| by_time.as_ref().and_then(offset_of));
         let progress = offset_of(&committed);
+        // Never before the group's progress: a high watermark that lags (see below) must not
+        // send replay back over what it already published.
         let start = [Some(low), requested, progress]
             .into_iter()
             .flatten()
             .max()
-            .unwrap_or(low)
-            .min(high);
+            .unwrap_or(low);
         ends.insert(partition, high);
-        if start < high {
-            assignment
-                .add_partition_offset(topic, partition, Offset::Offset(start))
-                .map_err(|e| e.to_string())?;
-        }
+        starts.insert(partition, start);
+        assignment
+            .add_partition_offset(topic, partition, Offset::Offset(start))
+            .map_err(|e| e.to_string())?;
     }
-    let mut remaining: BTreeMap<i32, i64> = assignment
-        .elements()
+    let mut remaining: BTreeMap<i32, i64> = starts
         .iter()
-        .map(|e| (e.partition(), ends[&e.partition()]))
+        .filter(|(p, start)| **start < ends[*p])
+        .map(|(p, _)| (*p, ends[p]))
         .collect();
     let mut kept = Vec::new();
-    if remaining.is_empty() {
-        return Ok((kept, ends));
-    }
     consumer.assign(&assignment).map_err(|e| e.to_string())?;
     let deadline = std::time::Instant::now() + timeout.max(Duration::from_secs(10)) * 4;
-    while !remaining.is_empty() {
+    // Read to each partition's end as it was at the start, then on until the topic has been
+    // quiet for `QUIET`: some brokers report a high watermark that lags the records they
+    // serve (tansu 0.6 after a batched produce), and a record kept meanwhile is read too.
+    let mut quiet_since = std::time::Instant::now();
+    loop {
         if std::time::Instant::now() > deadline {
             return Err("the refused topic stopped answering before its end was read".into());
         }
         let Some(message) = consumer.poll(Duration::from_millis(200)) else {
+            if remaining.is_empty() && quiet_since.elapsed() >= QUIET {
+                break;
+            }
             continue;
         };
+        quiet_since = std::time::Instant::now();
         let message = message.map_err(|e| format!("could not read {topic}: {e}"))?;
         let header = |name: &str| {
             message.headers().and_then(|headers| {
@@ -398,7 +404,7 @@ fn read_range(
             .and_then(|v| v.parse().ok())
             .or_else(|| message.timestamp().to_millis())
             .unwrap_or_default();
-        if offset < remaining.get(&partition).copied().unwrap_or(i64::MIN) {
+        {
             kept.push(Kept {
                 in_range: from_ms.is_none_or(|from| received_at_ms >= from),
                 partition,
@@ -421,6 +427,9 @@ fn read_range(
     Ok((kept, ends))
 }
 
+/// How long the refused topic must be quiet after its end before the read stops.
+const QUIET: Duration = Duration::from_secs(1);
+
 /// Records progress: in each partition read, the first offset read but not handled (left
 /// outside the time range, or not reached after a failure), or its end when all were.
 fn commit(
@@ -433,11 +442,12 @@ fn commit(
     let mut offsets = TopicPartitionList::new();
     for (&partition, offsets_read) in read {
         let handled = done.get(&partition);
+        let past_last_read = offsets_read.last().map_or(0, |last| last + 1);
         let first_open = offsets_read
             .iter()
             .find(|offset| !handled.is_some_and(|h| h.contains(offset)))
             .copied()
-            .unwrap_or(ends[&partition]);
+            .unwrap_or(ends[&partition].max(past_last_read));
         offsets
             .add_partition_offset(topic, partition, Offset::Offset(first_open))
             .map_err(|e| e.to_string())?;

@@ -52,6 +52,9 @@ fn wait_exit(bridge: &mut Bridge, within: Duration) {
     }
 }
 
+/// A delivery timeout to match the load's scaled retry schedule (the real ones: 5 s, 62 s).
+const REPLICA_ENV: &[(&str, &str)] = &[("KAFKA_DELIVERY_TIMEOUT_MS", "2000")];
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_replicas_behind_haproxy_survive_a_rolling_restart_a_kill_and_a_broker_cut() {
     let _serial = serial().await;
@@ -65,7 +68,7 @@ async fn three_replicas_behind_haproxy_survive_a_rolling_restart_a_kill_and_a_br
     let mut bridges: Vec<Bridge> = ports
         .iter()
         .enumerate()
-        .map(|(n, &port)| Bridge::start(&dir, &format!("bridge{n}"), port, &brokers, &[]))
+        .map(|(n, &port)| Bridge::start(&dir, &format!("bridge{n}"), port, &brokers, REPLICA_ENV))
         .collect();
     for bridge in &bridges {
         bridge.wait_ready(Duration::from_secs(30)).await;
@@ -79,21 +82,21 @@ async fn three_replicas_behind_haproxy_survive_a_rolling_restart_a_kill_and_a_br
     wait_for_acks(ports[0], 30).await;
     bridges[0].process.signal("TERM");
     wait_exit(&mut bridges[0], Duration::from_secs(30));
-    bridges[0] = Bridge::start(&dir, "bridge0-new", ports[0], &brokers, &[]);
+    bridges[0] = Bridge::start(&dir, "bridge0-new", ports[0], &brokers, REPLICA_ENV);
 
     // Replica 1 dies hard and is restarted.
     wait_for_acks(ports[1], 60).await;
     let killed_at = now_ms();
     bridges[1].process.signal("KILL");
     wait_exit(&mut bridges[1], Duration::from_secs(30));
-    bridges[1] = Bridge::start(&dir, "bridge1-new", ports[1], &brokers, &[]);
+    bridges[1] = Bridge::start(&dir, "bridge1-new", ports[1], &brokers, REPLICA_ENV);
 
-    // The broker is cut off from every replica for 20 s.
+    // The broker is cut off from every replica for 8 s (half the load's scaled patience).
     wait_for_acks(ports[2], 90).await;
     let cut_at = now_ms();
     forwarder.cut();
     // The outage itself: its length is what is under test.
-    tokio::time::sleep(Duration::from_secs(20)).await;
+    tokio::time::sleep(Duration::from_secs(8)).await;
     forwarder.restore().await;
     let restored_at = now_ms();
 
@@ -107,7 +110,7 @@ async fn three_replicas_behind_haproxy_survive_a_rolling_restart_a_kill_and_a_br
         .filter(|a| a.status == 200 && a.answered_ms < killed_at)
         .count();
     report(&format!(
-        "| 3 replicas behind haproxy | 1500 sent through the load balancer, 16 connections; replica 0 SIGTERM and replaced, replica 1 SIGKILL (after {acked_before_kill} acks) and restarted, broker cut 20 s | 1500 answered 200 after {refused} refused attempts | {} in Kafka | 0 lost | {duplicates} duplicates |",
+        "| 3 replicas behind haproxy | 1500 sent through the load balancer, 16 connections; replica 0 SIGTERM and replaced, replica 1 SIGKILL (after {acked_before_kill} acks) and restarted, broker cut 8 s, retries every 0.5/1/2/4/8 s | 1500 answered 200 after {refused} refused attempts | {} in Kafka | 0 lost | {duplicates} duplicates |",
         records.len()
     ));
 }
