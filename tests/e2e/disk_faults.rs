@@ -234,7 +234,7 @@ async fn an_io_error_on_each_spool_syscall_loses_nothing_answered_200() {
             &format!("{prefix}-a"),
             &bridge.url(),
             &format!("{prefix}a"),
-            30,
+            15,
             200,
         )
         .await;
@@ -249,7 +249,7 @@ async fn an_io_error_on_each_spool_syscall_loses_nothing_answered_200() {
             &format!("{prefix}-c"),
             &bridge.url(),
             &format!("{prefix}c"),
-            20,
+            8,
             200,
         )
         .await;

@@ -103,14 +103,14 @@ async fn three_replicas_behind_haproxy_survive_a_rolling_restart_a_kill_and_a_br
     let (ok, attempts) = load.await.unwrap();
     assert!(ok, "some callbacks were given up: see {}", dir.display());
     let records = read_topic(&brokers, TOPIC);
-    let duplicates = assert_nothing_lost(&attempts, &records, Some((cut_at, restored_at)), 1500);
+    let duplicates = assert_nothing_lost(&attempts, &records, Some((cut_at, restored_at)), 1000);
     let refused = attempts.iter().filter(|a| a.status != 200).count();
     let acked_before_kill = attempts
         .iter()
         .filter(|a| a.status == 200 && a.answered_ms < killed_at)
         .count();
     report(&format!(
-        "| 3 replicas behind haproxy | 1500 sent through the load balancer, 16 connections; replica 0 SIGTERM and replaced, replica 1 SIGKILL (after {acked_before_kill} acks) and restarted, broker cut 8 s, retries every 0.5/1/2/4/8 s | 1500 answered 200 after {refused} refused attempts | {} in Kafka | 0 lost | {duplicates} duplicates |",
+        "| 3 replicas behind haproxy | 1000 sent through the load balancer, 16 connections; replica 0 SIGTERM and replaced, replica 1 SIGKILL (after {acked_before_kill} acks) and restarted, broker cut 8 s, retries every 0.5/1/2/4/8 s | 1000 answered 200 after {refused} refused attempts | {} in Kafka | 0 lost | {duplicates} duplicates |",
         records.len()
     ));
 }
