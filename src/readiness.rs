@@ -22,6 +22,9 @@ pub struct Readiness {
     shutting_down: AtomicBool,
     /// Topics the bridge writes that the broker said do not exist, at the last probe.
     missing_topics: Mutex<BTreeSet<String>>,
+    /// Counts topics that came back (created since they were found missing): the spool's
+    /// drain retries what it set aside at once instead of at its next round.
+    topics_back: AtomicU64,
 }
 
 impl Default for Readiness {
@@ -32,6 +35,7 @@ impl Default for Readiness {
             last_failed: AtomicBool::new(false),
             shutting_down: AtomicBool::new(false),
             missing_topics: Mutex::new(BTreeSet::new()),
+            topics_back: AtomicU64::new(0),
         }
     }
 }
@@ -65,9 +69,17 @@ impl Readiness {
             .lock()
             .unwrap_or_else(|p| p.into_inner());
         let gone = now.difference(&missing).cloned().collect();
-        let back = missing.difference(&now).cloned().collect();
+        let back: Vec<String> = missing.difference(&now).cloned().collect();
         *missing = now;
+        if !back.is_empty() {
+            self.topics_back.fetch_add(1, Ordering::AcqRel);
+        }
         (gone, back)
+    }
+
+    /// How many times a missing topic came back, so far.
+    pub fn topics_back(&self) -> u64 {
+        self.topics_back.load(Ordering::Acquire)
     }
 
     /// The broker said this topic does not exist: a record for it would only time out.

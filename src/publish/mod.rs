@@ -88,7 +88,8 @@ pub struct Publisher {
     current: RwLock<Arc<Generation>>,
     delivery_timeout: Duration,
     metrics: Arc<Metrics>,
-    /// When a stalled producer was last replaced: at most one every `STALLED_REPLACE_EVERY`.
+    /// When a stalled producer was last replaced: at most one every three delivery timeouts
+    /// (`STALLED_REPLACE_AT_MOST_EVERY` at least).
     stalled_replaced_at: Mutex<Option<Instant>>,
     /// Held while a replacement is built: one at a time, and never under `current`'s lock.
     replacing: Mutex<()>,
@@ -97,8 +98,9 @@ pub struct Publisher {
 /// Sends that must have timed out, with no ack since, before a producer counts as stalled.
 const STALLED_AFTER_TIMEOUTS: u64 = 3;
 /// A broker that answers metadata but cannot take writes for long (lost replicas) should not
-/// cost a new producer every few seconds.
-const STALLED_REPLACE_EVERY: Duration = Duration::from_secs(30);
+/// cost a new producer every few seconds: at most one every three delivery timeouts, and never
+/// more often than this (15 s at the default 5 s timeout).
+const STALLED_REPLACE_AT_MOST_EVERY: Duration = Duration::from_secs(10);
 
 /// Extra wait past librdkafka's own `message.timeout.ms`: it fails the message itself, this
 /// only guards against a delivery report that never comes.
@@ -201,7 +203,8 @@ impl Publisher {
                 .stalled_replaced_at
                 .lock()
                 .unwrap_or_else(|p| p.into_inner());
-            if replaced_at.is_some_and(|at| at.elapsed() < STALLED_REPLACE_EVERY) {
+            let every = (self.delivery_timeout * 3).max(STALLED_REPLACE_AT_MOST_EVERY);
+            if replaced_at.is_some_and(|at| at.elapsed() < every) {
                 return;
             }
             *replaced_at = Some(Instant::now());

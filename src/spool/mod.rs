@@ -166,17 +166,22 @@ impl Spool {
     /// aborted. A record leaves the spool only after Kafka acknowledged it. A record that cannot
     /// be delivered now (`topic_missing` says its topic does not exist, or Kafka refuses it for
     /// good) is set aside: kept, counted in `zego_spool_held_records`, and put back in line every
-    /// `HELD_RETRY_EVERY`, so it never holds up the records behind it.
+    /// `HELD_RETRY_EVERY` and whenever `topics_back` says a missing topic was created, so it
+    /// never holds up the records behind it.
     pub async fn drain(
         self: Arc<Self>,
         publisher: Arc<Publisher>,
         reachable: impl Fn() -> bool,
         topic_missing: impl Fn(&str) -> bool + Sync,
+        topics_back: impl Fn() -> u64,
     ) {
         let mut retried_at = Instant::now();
+        let mut seen_back = topics_back();
         loop {
-            if retried_at.elapsed() >= HELD_RETRY_EVERY {
+            let back_now = topics_back();
+            if retried_at.elapsed() >= HELD_RETRY_EVERY || back_now != seen_back {
                 retried_at = Instant::now();
+                seen_back = back_now;
                 let back = self.log.retry_held().await;
                 if back > 0 {
                     log::debug!("spool drain: retrying {back} set-aside records");

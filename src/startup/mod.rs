@@ -143,11 +143,12 @@ impl Application {
         let delivery = &state.delivery;
         let drain = delivery.spool.clone().map(|spool| {
             let (publisher, readiness) = (delivery.publisher.clone(), delivery.readiness.clone());
-            let missing = readiness.clone();
+            let (missing, back) = (readiness.clone(), readiness.clone());
             tokio::spawn(spool.drain(
                 publisher,
                 move || readiness.broker_reachable(),
                 move |topic| missing.topic_missing(topic),
+                move || back.topics_back(),
             ))
         });
         let reporter = spawn_refusal_reporter(state.clone());

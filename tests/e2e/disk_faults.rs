@@ -121,27 +121,19 @@ const FAULTS: &[Fault] = &[
         must_hit: true,
     },
     Fault {
-        name: "fdatasync EIO",
-        syscalls: "fdatasync",
-        injects: &["fdatasync:error=EIO:when=1..3"],
-        must_hit: false,
-    },
-    Fault {
-        name: "write EIO",
-        syscalls: "write",
-        injects: &["write:error=EIO:when=1..3"],
-        must_hit: false,
-    },
-    Fault {
         name: "ftruncate EIO",
         syscalls: "ftruncate",
         injects: &["ftruncate:error=EIO:when=1..3"],
         must_hit: false,
     },
+    // SQLite makes none of these calls on the spool's files (WAL mode, pwrite64 and fsync):
+    // one run tries them all and reports what was hit.
     Fault {
-        name: "rename EIO",
-        syscalls: "rename,renameat,renameat2",
+        name: "fdatasync, write, rename EIO",
+        syscalls: "fdatasync,write,rename,renameat,renameat2",
         injects: &[
+            "fdatasync:error=EIO:when=1..3",
+            "write:error=EIO:when=1..3",
             "rename:error=EIO",
             "renameat:error=EIO",
             "renameat2:error=EIO",
@@ -164,8 +156,16 @@ const FAULTS: &[Fault] = &[
 fn precreate(dir: &Path, spool_env: &[(&str, &str)], brokers: &str, name: &str) {
     let port = free_port();
     let mut bridge = Bridge::start(dir, name, port, brokers, spool_env);
+    // Serving means its spool is open and its signal handling in place: a TERM sooner can
+    // end it before either (seen: killed by the signal, no spool created).
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while http_status(port, "/healthz") != 200 {
+        assert!(std::time::Instant::now() < deadline, "{name} never served");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     bridge.process.signal("TERM");
-    let _ = bridge.process.child.wait();
+    let status = bridge.process.child.wait().unwrap();
+    assert!(status.success(), "{name} did not stop cleanly: {status:?}");
     wait_for_port_free(port, Duration::from_secs(10));
 }
 

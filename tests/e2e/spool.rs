@@ -415,7 +415,7 @@ async fn one(dir: &Path, name: &str, url: &str, args: &[&str]) -> Attempt {
 /// sets the RTC record aside: the call behind it is delivered, the spool goes idle, and new
 /// RTC callbacks are answered 500 `publish_failed` at once instead of timing out, never
 /// spooled, while other families go straight to Kafka. Once the topic exists the set-aside
-/// record is delivered, once.
+/// record is retried at once (not at its next 10 s round) and delivered, once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_undeliverable_record_is_set_aside_or_refused_up_front_never_poisoning_the_spool() {
     let _serial = serial().await;
@@ -489,7 +489,7 @@ async fn an_undeliverable_record_is_set_aside_or_refused_up_front_never_poisonin
         );
     }
 
-    // The topic is created: the set-aside record is retried (every 10 s) and delivered once.
+    // The topic is created: the set-aside record is retried at once and delivered once.
     tansu.create_topic("missing-rtc", 1);
     wait_for_metric(
         bridge.port,
