@@ -52,6 +52,23 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// Polls `check` every 50 ms until it gives a value, within `within`; panics naming `what`
+/// otherwise. The one way the suite waits for a condition (no sleep stands in for one).
+pub async fn eventually<T>(
+    what: &str,
+    within: Duration,
+    mut check: impl FnMut() -> Option<T>,
+) -> T {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "{what}: not within {within:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Waits until nothing listens on `port` any more.
 pub fn wait_for_port_free(port: u16, within: Duration) {
     let deadline = Instant::now() + within;
@@ -392,11 +409,10 @@ impl Bridge {
     }
 
     pub async fn wait_ready(&self, within: Duration) {
-        let deadline = Instant::now() + within;
-        while self.readyz() != 200 {
-            assert!(Instant::now() < deadline, "bridge never became ready");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        eventually("the bridge ready", within, || {
+            (self.readyz() == 200).then_some(())
+        })
+        .await;
     }
 }
 
@@ -442,31 +458,15 @@ pub async fn wait_for_metric(
     within: Duration,
     done: impl Fn(f64) -> bool,
 ) {
-    let deadline = Instant::now() + within;
-    loop {
-        let series_owned = series.to_string();
-        let value = tokio::task::spawn_blocking(move || metric(port, &series_owned))
-            .await
-            .unwrap();
-        if done(value) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{series} stuck at {value} after {within:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let what = format!("{series} reaching the awaited value");
+    eventually(&what, within, || done(metric(port, series)).then_some(())).await;
 }
 
 /// Waits until the bridge's metrics count `n` acked callbacks.
 pub async fn wait_for_acks(port: u16, n: u64) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let body = tokio::task::spawn_blocking(move || http_get(port, "/metrics"))
-            .await
-            .unwrap();
-        let acked: f64 = body
+    let what = format!("the bridge acking {n} callbacks");
+    eventually(&what, Duration::from_secs(30), || {
+        let acked: f64 = http_get(port, "/metrics")
             .map(|(_, text)| {
                 text.lines()
                     .filter(|l| {
@@ -477,15 +477,9 @@ pub async fn wait_for_acks(port: u16, n: u64) {
                     .sum()
             })
             .unwrap_or(0.0);
-        if acked >= n as f64 {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the bridge never acked {n} callbacks"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        (acked >= n as f64).then_some(())
+    })
+    .await;
 }
 
 /// `/readyz` samples: (Unix ms, status).

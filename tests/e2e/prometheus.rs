@@ -2,7 +2,7 @@
 //! callbacks, its HTTP API returns the key series with the right values.
 
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::harness::*;
 use crate::stack;
@@ -23,23 +23,11 @@ fn query(port: u16, promql: &str) -> Option<f64> {
 
 /// Polls `promql` until it equals `expected` (the scrape interval is 1 s).
 async fn wait_for_value(port: u16, promql: &str, expected: f64) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let value = tokio::task::spawn_blocking({
-            let promql = promql.to_string();
-            move || query(port, &promql)
-        })
-        .await
-        .unwrap();
-        if value == Some(expected) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{promql} is {value:?} in Prometheus, expected {expected}"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    let what = format!("{promql} reaching {expected} in Prometheus");
+    eventually(&what, Duration::from_secs(60), || {
+        (query(port, promql) == Some(expected)).then_some(())
+    })
+    .await;
 }
 
 /// A Prometheus server scraping the bridge at `target` every second; `scrape` adds to the

@@ -57,12 +57,10 @@ async fn the_bridge_creates_its_missing_topics_and_a_restart_finds_them() {
 
 /// Waits until the bridge's log holds `text`.
 async fn wait_for_log(bridge: &Bridge, text: &str) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while !bridge.process.log_text().contains(text) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "never logged {text:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually(
+        &format!("the log saying {text:?}"),
+        Duration::from_secs(30),
+        || bridge.process.log_text().contains(text).then_some(()),
+    )
+    .await;
 }
