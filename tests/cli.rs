@@ -1001,3 +1001,94 @@ fn help_lists_the_environment_variables() {
     }
     assert!(stdout.contains("KAFKA_OPT_<NAME>"));
 }
+
+/// `simulate --url https://…` against a bridge serving HTTPS with a certificate from a private
+/// CA: verified with `--ca-file`, accepted with `--insecure`, and refused with neither (the
+/// certificate is not one the system trusts), each with a line that says so.
+#[test]
+fn simulate_speaks_https_verified_or_insecure() {
+    let dir = work_dir("cli-simulate-https");
+    certs::make_certificates(&dir);
+    let cert = dir.join("server.pem").display().to_string();
+    let key = dir.join("server.key").display().to_string();
+    let ca = dir.join("ca.pem").display().to_string();
+    let addr = format!("127.0.0.1:{}", free_port());
+    let _bridge = Running(
+        bridge(
+            &["--embedded-kafka"],
+            &[
+                ("ZEGO_CALLBACK_SECRET", "s3cret"),
+                ("BIND_ADDR", addr.as_str()),
+                ("TLS_CERT_FILE", cert.as_str()),
+                ("TLS_KEY_FILE", key.as_str()),
+                ("RUST_LOG", "warn"),
+            ],
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap(),
+    );
+    let probe = [
+        ("BIND_ADDR", addr.as_str()),
+        ("TLS_CERT_FILE", cert.as_str()),
+    ];
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !run(&["healthcheck"], &probe).status.success() {
+        assert!(
+            Instant::now() < deadline,
+            "the HTTPS bridge never became healthy"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let port = addr.rsplit(':').next().unwrap();
+    // The certificate names localhost.
+    let url = format!("https://localhost:{port}/zego/callback");
+    let env = [("ZEGO_CALLBACK_SECRET", "s3cret")];
+    let verified = run(
+        &[
+            "simulate",
+            "--url",
+            &url,
+            "--ca-file",
+            &ca,
+            "--call-id",
+            "tls-1",
+        ],
+        &env,
+    );
+    let (_, stderr) = text(&verified);
+    assert!(verified.status.success(), "{stderr}");
+    assert!(stderr.contains("1 answered 200"), "{stderr}");
+    let insecure = run(
+        &[
+            "simulate",
+            "--url",
+            &url,
+            "--insecure",
+            "--call-id",
+            "tls-2",
+        ],
+        &env,
+    );
+    let (_, stderr) = text(&insecure);
+    assert!(insecure.status.success(), "{stderr}");
+    let untrusted = run(
+        &[
+            "simulate",
+            "--url",
+            &url,
+            "--no-retry",
+            "--call-id",
+            "tls-3",
+        ],
+        &env,
+    );
+    let (stdout, stderr) = text(&untrusted);
+    assert_eq!(untrusted.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(stderr.contains("nothing was answered"), "{stderr}");
+    assert!(
+        !stdout.contains(": 0 ") && stdout.to_lowercase().contains("certificate"),
+        "the line names the certificate problem: {stdout}"
+    );
+}

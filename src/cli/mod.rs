@@ -9,6 +9,7 @@ pub mod signing;
 pub mod simulate;
 pub mod spool;
 pub mod tail;
+pub mod tls_client;
 
 use clap::{CommandFactory, Parser, Subcommand};
 use clap_complete::Shell;

@@ -34,6 +34,13 @@ pub struct SimulateArgs {
         hide = true
     )]
     pub callback_path: String,
+    /// With an https:// --url: also trust the certificates in this PEM file (a private CA).
+    #[arg(long)]
+    pub ca_file: Option<std::path::PathBuf>,
+    /// With an https:// --url: accept any certificate (a self-signed one); the server must still
+    /// hold its key. For tests, never for a production check.
+    #[arg(long)]
+    pub insecure: bool,
     /// The bridge's callback secret, ZEGO_CALLBACK_SECRET (of a comma-separated list, the first).
     #[arg(long, env = "ZEGO_CALLBACK_SECRET", hide_env_values = true, value_parser = non_empty)]
     pub secret: String,
@@ -178,9 +185,23 @@ pub async fn run(args: SimulateArgs) -> i32 {
         .unwrap_or_default()
         .trim()
         .to_string();
+    let mut connector = awc::Connector::new().limit(args.concurrency.max(1));
+    if url.starts_with("https://") {
+        let tls = match args.insecure {
+            true => super::tls_client::any_certificate(),
+            false => super::tls_client::verified(args.ca_file.as_deref()),
+        };
+        match tls {
+            Ok(tls) => connector = connector.rustls_0_23(std::sync::Arc::new(tls)),
+            Err(why) => {
+                eprintln!("simulate: {why}");
+                return 2;
+            }
+        }
+    }
     let client = awc::Client::builder()
         .timeout(Duration::from_secs(30))
-        .connector(awc::Connector::new().limit(args.concurrency.max(1)))
+        .connector(connector)
         .finish();
     let run = Rc::new(Run {
         args,
