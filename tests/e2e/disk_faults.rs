@@ -120,18 +120,14 @@ const FAULTS: &[Fault] = &[
         injects: &["pwrite64:error=ENOSPC:when=10..13"],
         must_hit: true,
     },
+    // Calls SQLite makes only when giving space back (ftruncate of the write-ahead log), or
+    // never on the spool's files (WAL mode uses pwrite64 and fsync): one run tries them all and
+    // reports what was hit; none of them may cost a callback.
     Fault {
-        name: "ftruncate EIO",
-        syscalls: "ftruncate",
-        injects: &["ftruncate:error=EIO:when=1..3"],
-        must_hit: false,
-    },
-    // SQLite makes none of these calls on the spool's files (WAL mode, pwrite64 and fsync):
-    // one run tries them all and reports what was hit.
-    Fault {
-        name: "fdatasync, write, rename EIO",
-        syscalls: "fdatasync,write,rename,renameat,renameat2",
+        name: "ftruncate, fdatasync, write, rename EIO",
+        syscalls: "ftruncate,fdatasync,write,rename,renameat,renameat2",
         injects: &[
+            "ftruncate:error=EIO:when=1..3",
             "fdatasync:error=EIO:when=1..3",
             "write:error=EIO:when=1..3",
             "rename:error=EIO",

@@ -14,7 +14,7 @@ use crate::{assert_nothing_lost, spawn_family_load, stack};
 
 /// Twice the sender's patience (`SCALED_SCHEDULE`: 0.5+1+2+4+8 s): without the spool, every
 /// callback of the outage's first half would be lost.
-const OUTAGE: Duration = Duration::from_secs(18);
+const OUTAGE: Duration = Duration::from_secs(17);
 
 /// A steady load across the outage and into the drain: 200 calls × 5 events, 4 calls at a
 /// time, 100 ms between a call's events (about 40 callbacks a second for about 25 s), retried
