@@ -87,8 +87,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for HeadTimed<T> {
         let before = buf.filled().len();
         let read = Pin::new(&mut this.io).poll_read(cx, buf);
         if let Poll::Ready(Ok(())) = read {
-            let new = buf.filled()[before..].to_vec();
-            this.saw(&new);
+            this.saw(&buf.filled()[before..]);
         }
         // The deadline is checked whatever the read did: a head that keeps trickling in is
         // cut off as surely as one that stalls.
