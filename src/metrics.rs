@@ -101,14 +101,7 @@ impl Declared for HistogramVec {
 trait Zeroed {
     fn zero(&self, combinations: &[Vec<&str>]);
 }
-impl Zeroed for IntCounterVec {
-    fn zero(&self, combinations: &[Vec<&str>]) {
-        for values in combinations {
-            self.with_label_values(values);
-        }
-    }
-}
-impl Zeroed for HistogramVec {
+impl<T: prometheus::core::MetricVecBuilder> Zeroed for prometheus::core::MetricVec<T> {
     fn zero(&self, combinations: &[Vec<&str>]) {
         for values in combinations {
             self.with_label_values(values);
