@@ -190,18 +190,24 @@ impl Application {
     }
 }
 
+/// Every topic the bridge writes: the callback topics and the refused one, each once.
+fn written_topics(state: &AppState) -> Vec<String> {
+    let mut topics: Vec<String> = state.kafka.topics().map(String::from).collect();
+    if let Some(refused) = &state.delivery.refused {
+        topics.push(refused.topic().to_string());
+    }
+    topics.sort();
+    topics.dedup();
+    topics
+}
+
 /// With `KAFKA_CREATE_TOPICS=true`: creates the topics (callback topics and the refused one)
 /// until it succeeds, every 5 s, saying once why it cannot (a broker down at start, missing
 /// rights). Until the topic exists `/readyz` answers 503, as the probe finds it missing.
 fn spawn_topic_creation(state: &web::Data<AppState>) -> Option<JoinHandle<()>> {
     let spec = state.kafka.create_topics?;
     let kafka = state.kafka.clone();
-    let mut topics: Vec<String> = kafka.topics().map(String::from).collect();
-    if let Some(refused) = &state.delivery.refused {
-        topics.push(refused.topic().to_string());
-    }
-    topics.sort();
-    topics.dedup();
+    let topics = written_topics(state);
     Some(tokio::spawn(async move {
         let mut said = None;
         loop {
@@ -240,17 +246,14 @@ const TOPIC_CREATE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Asks the broker for metadata every second, off the workers; `/readyz` reads the result.
 fn spawn_broker_probe(state: web::Data<AppState>) -> JoinHandle<()> {
-    // Every topic a record may go to: the main one first.
-    let mut topics: Vec<String> = state.kafka.topics().map(String::from).collect();
-    if let Some(refused) = &state.delivery.refused {
-        topics.push(refused.topic().to_string());
-    }
-    topics.dedup();
+    // The topics besides the main one, which `probe_blocking` asks for itself.
+    let mut others = written_topics(&state);
+    others.retain(|t| *t != state.kafka.topic);
     tokio::spawn(async move {
         let mut was_reachable = None;
         loop {
             let probing = state.clone();
-            let asked = topics.clone();
+            let asked = others.clone();
             let reachable = tokio::task::spawn_blocking(move || {
                 let publisher = &probing.delivery.publisher;
                 if !publisher.probe_blocking(&probing.kafka.topic, PROBE_TIMEOUT) {
