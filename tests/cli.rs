@@ -932,28 +932,18 @@ fn completions_complete_a_subcommands_options() {
         path
     };
     let bash = script("bash");
-    let asked = format!(
-        "source {}; COMP_WORDS=(zego-kafka-bridge simulate --sch); COMP_CWORD=2; \
-         _zego__kafka__bridge zego-kafka-bridge --sch simulate; echo \"${{COMPREPLY[*]}}\"",
-        bash.display()
-    );
-    let out = Command::new("bash").args(["-c", &asked]).output().unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        "--schedule",
-        "{out:?}"
-    );
-    let asked = format!(
-        "source {}; COMP_WORDS=(zego-kafka-bridge replay --dry); COMP_CWORD=2; \
-         _zego__kafka__bridge zego-kafka-bridge --dry replay; echo \"${{COMPREPLY[*]}}\"",
-        bash.display()
-    );
-    let out = Command::new("bash").args(["-c", &asked]).output().unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        "--dry-run",
-        "{out:?}"
-    );
+    // Asks bash's completion function as bash would for `zego-kafka-bridge <sub> <word>`.
+    let bash_completes = |subcommand: &str, word: &str| {
+        let asked = format!(
+            "source {}; COMP_WORDS=(zego-kafka-bridge {subcommand} {word}); COMP_CWORD=2; \
+             _zego__kafka__bridge zego-kafka-bridge {word} {subcommand}; echo \"${{COMPREPLY[*]}}\"",
+            bash.display()
+        );
+        let out = Command::new("bash").args(["-c", &asked]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    assert_eq!(bash_completes("simulate", "--sch"), "--schedule");
+    assert_eq!(bash_completes("replay", "--dry"), "--dry-run");
 
     let fish = script("fish");
     if let Ok(out) = Command::new("fish")
