@@ -10,6 +10,7 @@ pub mod simulate;
 pub mod spool;
 pub mod tail;
 pub mod tls_client;
+pub mod when;
 
 use clap::{CommandFactory, Parser, Subcommand};
 use clap_complete::Shell;
