@@ -675,6 +675,14 @@ fn kafka_settings(
 /// Topics by event name, and by family.
 type TopicOverrides = (BTreeMap<String, String>, BTreeMap<Family, String>);
 
+/// Only the connection options (`KAFKA_OPT_*`), each with its variable: what `tail` reads, so
+/// that it reaches a secured cluster with the bridge's own settings and nothing else required.
+pub fn kafka_options_from_vars(
+    vars: &[(String, String)],
+) -> Result<BTreeMap<String, PassThroughOption>, ConfigError> {
+    kafka_options(vars)
+}
+
 fn kafka_options(
     vars: &[(String, String)],
 ) -> Result<BTreeMap<String, PassThroughOption>, ConfigError> {

@@ -586,19 +586,59 @@ fn json_logs_are_one_object_a_line() {
     assert_refused_naming(&valid_with(&[("LOG_FORMAT", "xml")]), "LOG_FORMAT");
 }
 
-#[test]
-fn a_tail_keeps_reading_across_a_restart_on_a_fixed_embedded_kafka_port() {
-    use std::io::{BufRead, BufReader};
-    let kafka_port = free_port().to_string();
-    let addr = format!("127.0.0.1:{}", free_port());
-    let serve = |log: &str| {
+/// What librdkafka says in its own words: `tail` must never show it.
+const RAW_LIBRDKAFKA: &[&str] = &[
+    "librdkafka",
+    "Global error",
+    "PartitionEOF",
+    "BrokerTransportFailure",
+    "rdkafka",
+];
+
+/// Waits until `path` (a tool's stderr) contains `text`; returns the whole text.
+fn wait_for_text(path: &Path, text: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let now = std::fs::read_to_string(path).unwrap_or_default();
+        if now.contains(text) {
+            return now;
+        }
+        assert!(Instant::now() < deadline, "never said {text:?}: {now}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A bridge on fixed ports, its embedded Kafka at `kafka_port`, started again as often as a
+/// test likes: a restart is a new cluster behind the same address.
+struct FixedPorts {
+    addr: String,
+    kafka_port: String,
+}
+
+impl FixedPorts {
+    fn new() -> Self {
+        FixedPorts {
+            addr: format!("127.0.0.1:{}", free_port()),
+            kafka_port: free_port().to_string(),
+        }
+    }
+
+    fn brokers(&self) -> String {
+        format!("127.0.0.1:{}", self.kafka_port)
+    }
+
+    fn serve(&self, log: &str) -> Running {
         let dir = work_dir(log);
-        Running(
+        let process = Running(
             bridge(
-                &["--embedded-kafka", "--embedded-kafka-port", &kafka_port],
+                &[
+                    "--embedded-kafka",
+                    "--embedded-kafka-port",
+                    &self.kafka_port,
+                ],
                 &[
                     ("ZEGO_CALLBACK_SECRET", "s3cret"),
-                    ("BIND_ADDR", addr.as_str()),
+                    ("BIND_ADDR", self.addr.as_str()),
                     ("RUST_LOG", "warn"),
                 ],
             )
@@ -606,58 +646,153 @@ fn a_tail_keeps_reading_across_a_restart_on_a_fixed_embedded_kafka_port() {
             .stderr(std::fs::File::create(dir.join("bridge.log")).unwrap())
             .spawn()
             .unwrap(),
-        )
-    };
-    let healthy = || wait_healthy(&addr);
-    let send = |call_id: &str| {
+        );
+        wait_healthy(&self.addr);
+        process
+    }
+
+    fn send(&self, call_id: &str) {
         let output = run(
             &["simulate", "--call-id", call_id, "--quiet"],
             &[
-                ("BIND_ADDR", addr.as_str()),
+                ("BIND_ADDR", self.addr.as_str()),
                 ("ZEGO_CALLBACK_SECRET", "s3cret"),
             ],
         );
         assert!(output.status.success(), "{:?}", text(&output));
-    };
-    let first = serve("cli-fixed-port-1");
-    healthy();
-    send("before-restart");
-    let brokers = format!("127.0.0.1:{kafka_port}");
-    let mut tail = Running(
-        bridge(
-            &[
-                "tail",
-                "--brokers",
-                &brokers,
-                "--format",
-                "json",
-                "--limit",
-                "2",
-            ],
-            &[],
-        )
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap(),
-    );
-    let mut lines = BufReader::new(tail.0.stdout.take().unwrap()).lines();
-    let seen = lines.next().unwrap().unwrap();
-    assert!(seen.contains("before-restart"), "{seen}");
-    drop(first);
-    let _second = serve("cli-fixed-port-2");
-    healthy();
-    // Several calls, so that some land in partitions the tail has not read past.
-    for n in 0..10 {
-        send(&format!("after-restart-{n}"));
     }
-    let seen = lines
-        .next()
-        .expect("the tail read on after the restart")
-        .unwrap();
-    assert!(seen.contains("after-restart"), "{seen}");
+
+    /// `tail --format json` following the topic, its stderr in `dir/tail.err`.
+    fn tail(&self, dir: &Path, extra: &[&str]) -> Running {
+        let mut args = vec!["tail", "--format", "json"];
+        args.extend_from_slice(extra);
+        let brokers = self.brokers();
+        Running(
+            bridge(&args, &[("KAFKA_BROKERS", brokers.as_str())])
+                .stdout(Stdio::piped())
+                .stderr(std::fs::File::create(dir.join("tail.err")).unwrap())
+                .spawn()
+                .unwrap(),
+        )
+    }
+}
+
+/// The keys of the next `count` records a tail prints.
+fn keys_read(
+    lines: &mut impl Iterator<Item = std::io::Result<String>>,
+    count: usize,
+) -> Vec<String> {
+    (0..count)
+        .map(|_| {
+            let line = lines.next().expect("the tail printed on").unwrap();
+            let record: serde_json::Value = serde_json::from_str(&line).unwrap();
+            record["key"].as_str().unwrap().to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn a_tail_follows_a_restarted_cluster_from_its_start_saying_the_outage_once() {
+    use std::io::{BufRead, BufReader};
+    let ports = FixedPorts::new();
+    let dir = work_dir("cli-tail-follow");
+    let first = ports.serve("cli-fixed-port-1");
+    let before: Vec<String> = (0..3).map(|n| format!("before-restart-{n}")).collect();
+    before.iter().for_each(|call| ports.send(call));
+    let mut tail = ports.tail(&dir, &["--limit", "13"]);
+    let mut lines = BufReader::new(tail.0.stdout.take().unwrap()).lines();
+    let mut seen = keys_read(&mut lines, 3);
+    drop(first);
+    wait_for_text(&dir.join("tail.err"), "lost the brokers");
+    let _second = ports.serve("cli-fixed-port-2");
+    // The new cluster's offsets start again at 0 in every partition: records at offsets the
+    // tail had read past on the old one must show too.
+    let after: Vec<String> = (0..10).map(|n| format!("after-restart-{n}")).collect();
+    after.iter().for_each(|call| ports.send(call));
+    seen.extend(keys_read(&mut lines, 10));
     let status = tail.0.wait().unwrap();
     assert!(status.success());
+    let mut expected: Vec<String> = before.into_iter().chain(after).collect();
+    expected.sort();
+    seen.sort();
+    assert_eq!(seen, expected, "every record of both clusters, each once");
+    let stderr = std::fs::read_to_string(dir.join("tail.err")).unwrap();
+    assert_eq!(stderr.matches("lost the brokers").count(), 1, "{stderr}");
+    assert!(stderr.contains("answers again"), "{stderr}");
+    for raw in RAW_LIBRDKAFKA {
+        assert!(!stderr.contains(raw), "{raw} in {stderr}");
+    }
+}
+
+#[test]
+fn a_tail_started_before_its_broker_says_so_and_reads_once_it_is_there() {
+    use std::io::{BufRead, BufReader};
+    let ports = FixedPorts::new();
+    let dir = work_dir("cli-tail-early");
+    let mut tail = ports.tail(&dir, &["--limit", "1", "--broker-timeout-secs", "120"]);
+    let waiting = wait_for_text(&dir.join("tail.err"), "waiting for a broker");
+    assert!(waiting.contains(&ports.brokers()), "{waiting}");
+    assert!(
+        waiting.contains("Connection refused"),
+        "says why: {waiting}"
+    );
+    let _bridge = ports.serve("cli-tail-early-bridge");
+    ports.send("late-broker");
+    let mut lines = BufReader::new(tail.0.stdout.take().unwrap()).lines();
+    assert_eq!(keys_read(&mut lines, 1), ["late-broker"]);
+    assert!(tail.0.wait().unwrap().success());
+    let stderr = std::fs::read_to_string(dir.join("tail.err")).unwrap();
+    assert_eq!(
+        stderr.matches("waiting for a broker").count(),
+        1,
+        "once: {stderr}"
+    );
+    for raw in RAW_LIBRDKAFKA {
+        assert!(!stderr.contains(raw), "{raw} in {stderr}");
+    }
+}
+
+#[test]
+fn tail_from_time_shows_only_what_was_written_since() {
+    let bridge = embedded_bridge("cli-tail-from-time", &[("RUST_LOG", "warn")]);
+    let unix_ms = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis()
+    };
+    assert!(bridge
+        .simulate(&["--call-id", "old", "--quiet"])
+        .status
+        .success());
+    // A time after the old record's timestamp and before the new one's: the clock has
+    // passed it before the new callback is sent.
+    let since = unix_ms() + 1;
+    while unix_ms() <= since {
+        std::thread::yield_now();
+    }
+    assert!(bridge
+        .simulate(&["--call-id", "new", "--quiet"])
+        .status
+        .success());
+    let since = since.to_string();
+    for from_time in [since.as_str(), "10m ago"] {
+        let (stdout, stderr) = text(&bridge.tail(&["--exit-at-end", "--from-time", from_time]));
+        let keys: Vec<&str> = stdout
+            .lines()
+            .filter_map(|l| l.split(" key=").nth(1))
+            .collect();
+        let expected: &[&str] = if from_time == "10m ago" {
+            &["new", "old"]
+        } else {
+            &["new"]
+        };
+        let mut keys = keys;
+        keys.sort();
+        assert_eq!(keys, expected, "--from-time {from_time}: {stderr}");
+    }
+    let (_, stderr) = text(&bridge.tail(&["--from-time", "yesterday-ish"]));
+    assert!(stderr.contains("--from-time \"yesterday-ish\""), "{stderr}");
 }
 
 #[test]

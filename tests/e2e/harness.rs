@@ -97,7 +97,7 @@ pub fn work_dir(name: &str) -> PathBuf {
     dir
 }
 
-fn tansu_bin() -> PathBuf {
+pub fn tansu_bin() -> PathBuf {
     if let Ok(path) = std::env::var("TANSU") {
         return path.into();
     }
@@ -807,4 +807,32 @@ pub fn report(line: &str) {
         .open(path)
         .unwrap();
     let _ = writeln!(file, "{line}");
+}
+
+/// What a `tail --format json` run printed, said and exited with.
+pub struct Tailed {
+    pub records: Vec<serde_json::Value>,
+    pub stderr: String,
+    pub code: Option<i32>,
+}
+
+/// Runs `tail --format json` against `brokers` with exactly `env` (plus PATH) and `args`,
+/// until it exits (give it `--limit` or `--idle-exit-secs`).
+pub fn tail(brokers: &str, env: &[(&str, &str)], args: &[&str]) -> Tailed {
+    let output = Command::new(bridge_bin())
+        .args(["tail", "--format", "json", "--brokers", brokers])
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(env.iter().copied())
+        .output()
+        .expect("tail runs");
+    Tailed {
+        records: String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .map(|line| serde_json::from_str(line).expect("one JSON object a line"))
+            .collect(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        code: output.status.code(),
+    }
 }

@@ -12,6 +12,7 @@ mod replay;
 mod replicas;
 mod sasl;
 mod spool;
+mod tail;
 mod topics;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -520,7 +521,35 @@ async fn kafka_over_tls_end_to_end() {
     let records = read_topic_tls(&bootstrap, TOPIC, Some(&ca));
     assert_nothing_lost(&attempts, &records, None, 20);
     assert_eq!(records.len(), 20);
-    report("| Kafka over TLS | 20 callbacks, bridge → TLS (verified against a test CA) → tansu | 20 answered 200 | 20 in Kafka | 0 lost | 0 duplicates |");
+    // `tail` over TLS with its settings as flags; without the CA it says why and gives up.
+    let ca_flag = format!("ssl.ca.location={ca_location}");
+    let tailed = tail(
+        &bootstrap,
+        &[],
+        &[
+            "-X",
+            "security.protocol=SSL",
+            "-X",
+            &ca_flag,
+            "--limit",
+            "20",
+            "--idle-exit-secs",
+            "30",
+        ],
+    );
+    assert_eq!(tailed.records.len(), 20, "tail over TLS: {}", tailed.stderr);
+    let untrusted = tail(
+        &bootstrap,
+        &[("KAFKA_OPT_SECURITY_PROTOCOL", "SSL")],
+        &["--broker-timeout-secs", "5"],
+    );
+    assert_eq!(untrusted.code, Some(1), "{}", untrusted.stderr);
+    assert!(
+        untrusted.stderr.contains("TLS with Kafka failed"),
+        "{}",
+        untrusted.stderr
+    );
+    report("| Kafka over TLS | 20 callbacks, bridge → TLS (verified against a test CA) → tansu; `tail` with `-X` flags reads them, and without the CA names the TLS failure | 20 answered 200 | 20 in Kafka | 0 lost | 0 duplicates |");
 }
 
 /// The broker rebuilt empty behind the same address (a cluster restored or recreated), with no

@@ -104,7 +104,40 @@ async fn the_bridge_publishes_over_sasl_and_a_wrong_password_is_named_not_shown(
 
     let records = read_topic_sasl(&brokers, TOPIC, "bridge", PASSWORD);
     assert_eq!(records.len(), 20, "exactly the callbacks acked over SASL");
+
+    // `tail` reads the secured topic with the bridge's own variables...
+    let env = sasl_env(PASSWORD);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let tailed = tail(&brokers, &env, &["--limit", "20", "--idle-exit-secs", "30"]);
+    assert_eq!(
+        tailed.records.len(),
+        20,
+        "tail over SASL: {}",
+        tailed.stderr
+    );
+    // ... and a wrong password given as a flag is named as a credentials problem, never shown.
+    let tailed = tail(
+        &brokers,
+        &env,
+        &[
+            "-X",
+            "sasl.password=not-the-password",
+            "--broker-timeout-secs",
+            "5",
+        ],
+    );
+    assert_eq!(tailed.code, Some(1), "{}", tailed.stderr);
+    assert!(
+        tailed.stderr.contains("refused tail's credentials"),
+        "{}",
+        tailed.stderr
+    );
+    assert!(
+        !tailed.stderr.contains("not-the-password"),
+        "{}",
+        tailed.stderr
+    );
     records.iter().for_each(assert_well_formed);
     assert_eq!(acked(&attempts).len(), 20);
-    report("| Kafka over SASL (SCRAM-SHA-512) | 20 callbacks with the right credentials; then a bridge with a wrong password | 20 × 200; the wrong one: 503, /readyz 503, its log names the credentials problem, never the password | 20 | 0 | — |");
+    report("| Kafka over SASL (SCRAM-SHA-512) | 20 callbacks with the right credentials; then a bridge with a wrong password | 20 × 200; the wrong one: 503, /readyz 503, its log names the credentials problem, never the password; `tail` reads the 20 with the same variables and names a wrong `-X sasl.password` | 20 | 0 | — |");
 }
