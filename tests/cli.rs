@@ -1217,3 +1217,115 @@ fn simulate_speaks_https_verified_or_insecure() {
         "the line names the certificate problem: {stdout}"
     );
 }
+
+/// The README's `curl` example, run as written against a bridge (its address and the binary's
+/// path put in): a signed callback answered 200 and in the topic; sent again, a duplicate.
+#[test]
+fn the_readmes_curl_example_lands_one_record() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let section = readme
+        .split("### One callback with curl")
+        .nth(1)
+        .expect("the README has its curl section");
+    let block = section
+        .split("```sh\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("a sh block in it");
+    assert!(
+        block.contains("curl") && block.contains("sign --secret secret"),
+        "{block}"
+    );
+    // The README's bridge: ZEGO_CALLBACK_SECRET=secret, its embedded Kafka.
+    let addr = format!("127.0.0.1:{}", free_port());
+    let dir = work_dir("cli-readme-curl");
+    let _process = Running(
+        bridge(
+            &["--embedded-kafka"],
+            &[
+                ("ZEGO_CALLBACK_SECRET", "secret"),
+                ("BIND_ADDR", addr.as_str()),
+                ("RUST_LOG", "warn"),
+            ],
+        )
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("bridge.log")).unwrap())
+        .spawn()
+        .unwrap(),
+    );
+    wait_healthy(&addr);
+    let script = block
+        .replace("zego-kafka-bridge", BIN)
+        .replace("127.0.0.1:8080", &addr);
+    let run_block = || {
+        let output = Command::new("bash")
+            .args(["-euo", "pipefail", "-c", &script])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{:?}", text(&output));
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let first = run_block();
+    assert!(
+        first.contains(r#""ok":true"#) && first.contains(r#""topic":"zego-callbacks""#),
+        "{first}"
+    );
+    assert!(!first.contains("duplicate"), "{first}");
+    let again = run_block();
+    assert!(again.contains(r#""duplicate":true"#), "{again}");
+}
+
+/// The README's "Try it" block, its commands run as written (the binary's path, a free HTTP
+/// address and a free Kafka port put in; `tail` told when to stop): every record the two
+/// `simulate` lines had answered 200 is printed by the `tail`.
+#[test]
+fn the_readmes_try_it_block_works_as_written() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let block = readme
+        .split("## Try it")
+        .nth(1)
+        .and_then(|section| section.split("```sh\n").nth(1))
+        .and_then(|rest| rest.split("```").next())
+        .expect("the README's Try it block");
+    let commands: Vec<&str> = block
+        .lines()
+        .filter(|line| !line.trim().is_empty() && !line.starts_with('#'))
+        .collect();
+    assert_eq!(commands.len(), 4, "{block}");
+    let addr = format!("127.0.0.1:{}", free_port());
+    let kafka_port = free_port().to_string();
+    let as_run = |line: &str| {
+        line.replace("zego-kafka-bridge", BIN)
+            .replace("19092", &kafka_port)
+    };
+    let shell = |line: String| {
+        let mut command = Command::new("bash");
+        command.args(["-c", &line]).env("BIND_ADDR", &addr);
+        command
+    };
+    let dir = work_dir("cli-readme-try-it");
+    let _bridge = Running(
+        shell(as_run(commands[0]))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("bridge.log")).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    wait_healthy(&addr);
+    // 1 seed + 10 calls × 5 events.
+    let tail = shell(format!("{} --limit 51 --format json", as_run(commands[1])))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    for line in &commands[2..] {
+        let output = shell(as_run(line)).output().unwrap();
+        assert!(output.status.success(), "{line}: {:?}", text(&output));
+    }
+    let output = tail.wait_with_output().unwrap();
+    assert!(output.status.success());
+    let printed = String::from_utf8(output.stdout).unwrap();
+    assert_eq!(printed.lines().count(), 51, "{printed}");
+}

@@ -209,7 +209,9 @@ fn secrets_and_keys_are_ignored_by_git_by_default() {
         !dockerfile.lines().any(|l| l.starts_with("VOLUME")),
         "a VOLUME line leaves an anonymous volume behind on every docker run"
     );
+    // The image needs BuildKit: both the README's install line and the compose guide say so.
     assert!(read("README.md").contains("DOCKER_BUILDKIT=1 docker build"));
+    assert!(read("docs/operations.md").contains("DOCKER_BUILDKIT=1 docker build"));
 }
 
 /// The overlays as kustomize renders them (`kubectl kustomize`, installed by `.ci/run`; these
