@@ -21,6 +21,7 @@ use crate::publish::topics::TopicSpec;
 use crate::publish::KafkaSettings;
 use crate::routes::limits::{
     validate_callback_path, HttpLimits, BODY_READ_TIMEOUT, DEFAULT_MAX_BUFFERED_BYTES,
+    DEFAULT_MAX_CONNECTIONS,
 };
 use crate::secret::Secret;
 use crate::spool::{SpoolSettings, DEFAULT_MAX_BYTES as DEFAULT_SPOOL_MAX_BYTES};
@@ -77,6 +78,8 @@ struct RawSettings {
     max_in_flight: usize,
     #[serde(default = "default_max_buffered_bytes")]
     max_buffered_bytes: usize,
+    #[serde(default = "default_max_connections")]
+    max_connections: usize,
     #[serde(default = "default_dedup_ttl_secs")]
     dedup_ttl_secs: u64,
     #[serde(default = "default_dedup_capacity")]
@@ -126,6 +129,9 @@ fn default_max_in_flight() -> usize {
 fn default_max_buffered_bytes() -> usize {
     DEFAULT_MAX_BUFFERED_BYTES
 }
+fn default_max_connections() -> usize {
+    DEFAULT_MAX_CONNECTIONS
+}
 fn default_dedup_ttl_secs() -> u64 {
     600
 }
@@ -166,6 +172,7 @@ pub const VARIABLES: &[&str] = &[
     "MAX_BODY_BYTES",
     "MAX_IN_FLIGHT",
     "MAX_BUFFERED_BYTES",
+    "MAX_CONNECTIONS",
     "DEDUP_TTL_SECS",
     "DEDUP_CAPACITY",
     "UNKNOWN_EVENTS",
@@ -228,6 +235,11 @@ pub const VARIABLE_HELP: &[(&str, &str, &str)] = &[
         "MAX_BUFFERED_BYTES",
         "16777216",
         "request bytes held at once; beyond, 503",
+    ),
+    (
+        "MAX_CONNECTIONS",
+        "512",
+        "open connections at once; beyond, new ones wait to be accepted",
     ),
     (
         "DEDUP_TTL_SECS",
@@ -356,6 +368,8 @@ impl Settings {
                 raw.max_buffered_bytes as u64,
                 MAX_SEMAPHORE_PERMITS,
             )? as usize,
+            max_connections: within("MAX_CONNECTIONS", raw.max_connections as u64, 1_000_000)?
+                as usize,
         };
         if http.max_buffered_bytes < http.max_body_bytes {
             return Err(ConfigError(format!(
@@ -599,7 +613,7 @@ impl Settings {
             format!("{} KAFKA_REFUSED_PER_SECOND={}", r.topic, r.per_second)
         });
         format!(
-            "configuration: ZEGO_CALLBACK_SECRET=({} secrets) ZEGO_APP_IDS={app_ids} ZEGO_FAMILIES={} TIMESTAMP_TOLERANCE_SECS={} UNKNOWN_EVENTS={:?} CALLBACK_PATH={} MAX_BODY_BYTES={} MAX_BUFFERED_BYTES={} MAX_IN_FLIGHT={} DEDUP_TTL_SECS={} DEDUP_CAPACITY={} KAFKA_DELIVERY_TIMEOUT_MS={} SPOOL_DIR={spool} KAFKA_TOPIC_REFUSED={refused} TLS={}",
+            "configuration: ZEGO_CALLBACK_SECRET=({} secrets) ZEGO_APP_IDS={app_ids} ZEGO_FAMILIES={} TIMESTAMP_TOLERANCE_SECS={} UNKNOWN_EVENTS={:?} CALLBACK_PATH={} MAX_BODY_BYTES={} MAX_BUFFERED_BYTES={} MAX_CONNECTIONS={} MAX_IN_FLIGHT={} DEDUP_TTL_SECS={} DEDUP_CAPACITY={} KAFKA_DELIVERY_TIMEOUT_MS={} SPOOL_DIR={spool} KAFKA_TOPIC_REFUSED={refused} TLS={}",
             policy.secrets.len(),
             families.join(","),
             secs(policy.timestamp_tolerance),
@@ -607,6 +621,7 @@ impl Settings {
             self.http.callback_path,
             self.http.max_body_bytes,
             self.http.max_buffered_bytes,
+            self.http.max_connections,
             self.max_in_flight,
             secs(self.dedup_ttl),
             self.dedup_capacity,

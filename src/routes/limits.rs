@@ -15,6 +15,10 @@ pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// 16 MiB: with each buffered byte costing about four more while it is parsed and copied into
 /// librdkafka, a full budget adds ~80 MB at most (docs/reliability.md has the measurement).
 pub const DEFAULT_MAX_BUFFERED_BYTES: usize = 16 << 20;
+/// Open connections at once (`MAX_CONNECTIONS`). Each may hold about 80 KB in the HTTP layer's
+/// buffers before the byte budget sees any of it (measured: docs/reliability.md), so this is
+/// what bounds that memory: 512 × 80 KB ≈ 40 MB.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
 
 /// The route and its request limits.
 #[derive(Debug, Clone)]
@@ -27,6 +31,9 @@ pub struct HttpLimits {
     /// Request bytes held at once, from the first byte read until the answer is sent
     /// (`MAX_BUFFERED_BYTES`): bodies being read, verified, and awaiting their ack.
     pub max_buffered_bytes: usize,
+    /// Open connections at once (`MAX_CONNECTIONS`); past it the listener stops accepting
+    /// until one closes, and new connections wait in the kernel's backlog.
+    pub max_connections: usize,
 }
 
 impl Default for HttpLimits {
@@ -36,6 +43,7 @@ impl Default for HttpLimits {
             max_body_bytes: 65536,
             body_read_timeout: BODY_READ_TIMEOUT,
             max_buffered_bytes: DEFAULT_MAX_BUFFERED_BYTES,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
         }
     }
 }

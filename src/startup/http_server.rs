@@ -1,7 +1,9 @@
 //! The HTTP server on a listener: the actix-web app served through actix-http and
 //! actix-server directly, as actix-web's own `HttpServer` does, because only there can an
 //! `Expect: 100-continue` request be answered before `100 Continue` (see `routes::expect`).
-//! The timeouts are `HttpServer`'s defaults.
+//! The timeouts are `HttpServer`'s defaults. Connections are capped (`MAX_CONNECTIONS`): the
+//! HTTP layer buffers a connection's bytes before the byte budget sees them, so only a cap on
+//! connections bounds that memory.
 //!
 //! HTTP/1.1 only, with TLS too (ALPN offers `http/1.1` alone): ZEGOCLOUD posts HTTP/1.1, and an
 //! HTTP/2 server is a second protocol to bound (header lists, CONTINUATION floods, streams,
@@ -38,7 +40,12 @@ pub fn serve(
     drain_timeout: Duration,
 ) -> std::io::Result<Server> {
     // Signals are ours (see `Application::run_until_stopped`): readiness drops before the drain.
+    // The connection cap is per worker in actix-server; the operator's is for the process.
+    let workers = std::thread::available_parallelism().map_or(2, usize::from);
+    let per_worker = state.limits.max_connections.div_ceil(workers);
     let builder = Server::build()
+        .workers(workers)
+        .max_concurrent_connections(per_worker)
         .disable_signals()
         .shutdown_timeout(drain_timeout.as_secs());
     // Tells keep-alive connections to close once the stop begins, instead of idling it out.

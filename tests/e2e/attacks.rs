@@ -264,3 +264,71 @@ async fn connection_attacks_are_closed_and_bounded_while_genuine_callbacks_land(
         peak_rss_kb / 1024
     ));
 }
+
+/// The connection cap of the bridge under test (`MAX_CONNECTIONS`'s default).
+const MAX_CONNECTIONS: usize = 512;
+
+/// Thousands of uploads that each send 60 KiB of a 64 KiB body and go silent, all at once. The
+/// HTTP layer buffers about 80 KB of each before the byte budget sees any of it, so without a
+/// cap on connections memory grew with their number (110/190/270 MB for 1,000/2,000/3,000).
+/// With `MAX_CONNECTIONS` the bridge holds at most that many at once (the rest wait in the
+/// kernel's queue), its memory stays flat, and every upload is closed by the bridge.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_uploads_beyond_the_connection_cap_wait_and_memory_stays_bounded() {
+    let _serial = serial().await;
+    let (dir, _tansu, _forwarder, bridge) = stack("stalled uploads", &[]).await;
+    let pid = bridge.process.pid();
+    let idle_descriptors = open_descriptors(pid);
+    let (peak_rss, rss_task) = sample_rss(pid);
+    let (peak_fds, fd_task) = sample_peak(Duration::from_millis(50), move || {
+        open_descriptors(pid) as u64
+    });
+    let uploads = 3000;
+    let stalled = format!("{HEAD}Content-Length: 65536\r\n\r\n{}", "x".repeat(61_440)).into_bytes();
+    let started = Instant::now();
+    let port = bridge.port;
+    let mut running = tokio::task::JoinSet::new();
+    for _ in 0..uploads {
+        let stalled = stalled.clone();
+        running.spawn(async move { attack(port, vec![stalled], Duration::ZERO).await });
+    }
+    let mut ended = std::collections::BTreeMap::new();
+    while let Some(joined) = running.join_next().await {
+        let key = match joined.unwrap() {
+            Ended::Closed(status) => status.to_string(),
+            Ended::ClosedSilently => "closed without an answer".to_string(),
+            Ended::LeftOpen => "left open".to_string(),
+        };
+        *ended.entry(key).or_insert(0) += 1;
+    }
+    let attack_secs = started.elapsed().as_secs();
+    rss_task.abort();
+    fd_task.abort();
+    let peak_rss_mb = *peak_rss.lock().unwrap() / 1024;
+    let peak_fds = *peak_fds.lock().unwrap() as usize;
+    assert!(!ended.contains_key("left open"), "{ended:?}");
+    // A connection is a descriptor: at most the cap at once, beside the bridge's own.
+    assert!(
+        peak_fds <= idle_descriptors + MAX_CONNECTIONS + 8,
+        "{peak_fds} descriptors open at the peak, {idle_descriptors} idle, cap {MAX_CONNECTIONS}"
+    );
+    assert!(
+        peak_rss_mb * 1024 < MEMORY_LIMIT_KB,
+        "peak RSS {peak_rss_mb} MB over the {MEMORY_LIMIT_KB} KiB limit"
+    );
+    // The bridge serves genuine callbacks again at once.
+    let (ok, attempts) = simulate(
+        &dir,
+        "after",
+        &bridge.url(),
+        &["--count", "50", "--no-retry"],
+    )
+    .await;
+    assert!(
+        ok && attempts.iter().all(|a| a.status == 200),
+        "{attempts:?}"
+    );
+    report(&format!(
+        "| stalled uploads over the connection cap | {uploads} connections at once, each 60 KiB of a 64 KiB body then silent | {ended:?} in {attack_secs} s; then 50 genuine callbacks all 200 | peak open descriptors {peak_fds} (idle {idle_descriptors}, cap {MAX_CONNECTIONS}) | peak RSS {peak_rss_mb} MB | — |"
+    ));
+}
