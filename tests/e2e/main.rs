@@ -541,7 +541,7 @@ async fn kafka_over_tls_end_to_end() {
     let untrusted = tail(
         &bootstrap,
         &[("KAFKA_OPT_SECURITY_PROTOCOL", "SSL")],
-        &["--broker-timeout-secs", "5"],
+        &["--broker-timeout-secs", "3"],
     );
     assert_eq!(untrusted.code, Some(1), "{}", untrusted.stderr);
     assert!(

@@ -123,7 +123,7 @@ async fn the_bridge_publishes_over_sasl_and_a_wrong_password_is_named_not_shown(
             "-X",
             "sasl.password=not-the-password",
             "--broker-timeout-secs",
-            "5",
+            "3",
         ],
     );
     assert_eq!(tailed.code, Some(1), "{}", tailed.stderr);
