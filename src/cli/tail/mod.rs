@@ -199,27 +199,13 @@ fn tail(args: &TailArgs) -> i32 {
         if last_check.elapsed() >= CHECK_EVERY {
             last_check = Instant::now();
             after_outage |= consumer.context().take_outage();
-            let change = check(&consumer, &args.topic, &mut follow).or_else(|| {
-                if !after_outage {
-                    return None;
-                }
-                let ends = partition_ends(&consumer, &args.topic, &follow)?;
-                after_outage = false;
-                follow.ends(&ends)
-            });
-            if let Some(change) = change {
-                match change {
-                    Change::Say(line) => say(Some(line)),
-                    Change::FromStart { partitions, why } => {
-                        say(Some(why));
-                        if let Err(e) =
-                            assign(&consumer, &args.topic, &follow, &partitions, &starts)
-                        {
-                            eprintln!("tail: cannot read {} again: {e}", args.topic);
-                        }
-                    }
-                }
-            }
+            follow_changes(
+                &consumer,
+                &args.topic,
+                &mut follow,
+                &starts,
+                &mut after_outage,
+            );
         }
         match consumer.poll(Duration::from_millis(200)) {
             None => {}
@@ -352,6 +338,36 @@ fn start_offsets(
             (p, offset)
         })
         .collect())
+}
+
+/// Asks what changed under the tail and acts on it: the topic, its partitions or the cluster
+/// (every check), and after an outage the partitions' ends against what was read.
+fn follow_changes(
+    consumer: &BaseConsumer<TailContext>,
+    topic: &str,
+    follow: &mut Follow,
+    starts: &BTreeMap<i32, Offset>,
+    after_outage: &mut bool,
+) {
+    let change = check(consumer, topic, follow).or_else(|| {
+        if !*after_outage {
+            return None;
+        }
+        // Asked again at the next check until every partition answered.
+        let ends = partition_ends(consumer, topic, follow)?;
+        *after_outage = false;
+        follow.ends(&ends)
+    });
+    match change {
+        None => {}
+        Some(Change::Say(line)) => say(Some(line)),
+        Some(Change::FromStart { partitions, why }) => {
+            say(Some(why));
+            if let Err(e) = assign(consumer, topic, follow, &partitions, starts) {
+                eprintln!("tail: cannot read {topic} again: {e}");
+            }
+        }
+    }
 }
 
 /// Asks the cluster what changed: the topic gone or back, new partitions, a new cluster.
