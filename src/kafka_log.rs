@@ -102,17 +102,19 @@ impl LogFolder {
 /// What a global error means, for an operator: "cannot reach 127.0.0.1:9092 (Connection
 /// refused), retrying" rather than librdkafka's internal wording.
 pub fn describe_error(error: &KafkaError, reason: &str) -> String {
+    describe_error_of("the bridge's", error, reason)
+}
+
+/// The same, for a client other than the bridge (`whose` credentials were refused: `tail's`).
+pub fn describe_error_of(whose: &str, error: &KafkaError, reason: &str) -> String {
     match error.rdkafka_error_code() {
         Some(RDKafkaErrorCode::AllBrokersDown) => {
             "no Kafka broker is reachable, retrying".to_string()
         }
-        Some(RDKafkaErrorCode::Authentication) => {
-            let why = reason.split(": ").skip(1).collect::<Vec<_>>().join(": ");
-            let why = why.split(" (after").next().unwrap_or(&why);
-            format!(
-                "Kafka refused the bridge's credentials ({why}): check KAFKA_OPT_SASL_USERNAME, KAFKA_OPT_SASL_PASSWORD and KAFKA_OPT_SASL_MECHANISM; retrying"
-            )
-        }
+        Some(RDKafkaErrorCode::Authentication) => format!(
+            "Kafka refused {whose} credentials ({}): check KAFKA_OPT_SASL_USERNAME, KAFKA_OPT_SASL_PASSWORD and KAFKA_OPT_SASL_MECHANISM; retrying",
+            why(reason)
+        ),
         Some(RDKafkaErrorCode::BrokerTransportFailure) => match reason.split_once("Connect to ") {
             Some((_, rest)) => {
                 let (target, why) = rest.split_once(" failed: ").unwrap_or((rest, "failed"));
@@ -124,6 +126,22 @@ pub fn describe_error(error: &KafkaError, reason: &str) -> String {
         },
         _ => format!("librdkafka: {error}: {reason}"),
     }
+}
+
+/// A TLS failure in plain words (librdkafka's `SSL` error): its reason without the broker
+/// prefix and the connection state.
+pub fn describe_tls_failure(reason: &str) -> String {
+    format!(
+        "TLS with Kafka failed ({}): check KAFKA_OPT_SSL_CA_LOCATION and KAFKA_OPT_SECURITY_PROTOCOL; retrying",
+        why(reason)
+    )
+}
+
+/// librdkafka's reason without the broker it names first and the state it ends with:
+/// `ssl://host:9093/bootstrap: SSL handshake failed: … (after 3ms in state SSL_HANDSHAKE)`.
+fn why(reason: &str) -> String {
+    let why = reason.split(": ").skip(1).collect::<Vec<_>>().join(": ");
+    why.split(" (after").next().unwrap_or(&why).to_string()
 }
 
 #[cfg(test)]
@@ -186,6 +204,25 @@ mod tests {
         assert_eq!(
             describe_error(&down, "1/1 brokers are down"),
             "no Kafka broker is reachable, retrying"
+        );
+    }
+
+    #[test]
+    fn tls_failures_and_another_clients_credentials_are_said_in_words() {
+        let reason = "ssl://localhost:9093/bootstrap: SSL handshake failed: error:0A000086:SSL routines::certificate verify failed (after 3ms in state SSL_HANDSHAKE)";
+        assert_eq!(
+            describe_tls_failure(reason),
+            "TLS with Kafka failed (SSL handshake failed: error:0A000086:SSL routines::certificate verify failed): check KAFKA_OPT_SSL_CA_LOCATION and KAFKA_OPT_SECURITY_PROTOCOL; retrying"
+        );
+        let auth = KafkaError::Global(RDKafkaErrorCode::Authentication);
+        let said = describe_error_of(
+            "tail's",
+            &auth,
+            "k:1/bootstrap: SASL authentication error: bad (after 1ms in state AUTH_REQ)",
+        );
+        assert!(
+            said.starts_with("Kafka refused tail's credentials (SASL authentication error: bad)"),
+            "{said}"
         );
     }
 }

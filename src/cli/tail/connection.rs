@@ -11,7 +11,7 @@ use rdkafka::consumer::{BaseConsumer, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::{ClientConfig, ClientContext};
 
-use crate::kafka_log::{describe_error, LogFolder};
+use crate::kafka_log::{describe_error, describe_error_of, describe_tls_failure, LogFolder};
 use crate::publish::settings::{KafkaSettings, PassThroughOption};
 use crate::secret::Secret;
 
@@ -199,10 +199,10 @@ impl ClientContext for TailContext {
                 let said = describe_error(&error, reason);
                 self.link().problem = Some(said.trim_end_matches(", retrying").to_string());
             }
-            Some(RDKafkaErrorCode::Authentication | RDKafkaErrorCode::SSL) => {
-                let said = match error.rdkafka_error_code() {
-                    Some(RDKafkaErrorCode::SSL) => tls_problem(reason),
-                    _ => describe_error(&error, reason).replace("the bridge's", "tail's"),
+            Some(code @ (RDKafkaErrorCode::Authentication | RDKafkaErrorCode::SSL)) => {
+                let said = match code {
+                    RDKafkaErrorCode::SSL => describe_tls_failure(reason),
+                    _ => describe_error_of("tail's", &error, reason),
                 };
                 self.link().problem = Some(said.trim_end_matches("; retrying").to_string());
                 if let Some(line) = self.problems.observe(&said, Instant::now()) {
@@ -215,13 +215,6 @@ impl ClientContext for TailContext {
 }
 
 impl ConsumerContext for TailContext {}
-
-/// A TLS failure in plain words: the address and librdkafka's reason without its prefixes.
-fn tls_problem(reason: &str) -> String {
-    let why = reason.split(": ").skip(1).collect::<Vec<_>>().join(": ");
-    let why = why.split(" (after").next().unwrap_or(&why);
-    format!("TLS with Kafka failed ({why}): check KAFKA_OPT_SSL_CA_LOCATION and KAFKA_OPT_SECURITY_PROTOCOL; retrying")
-}
 
 #[cfg(test)]
 mod tests {
