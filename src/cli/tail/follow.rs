@@ -114,7 +114,7 @@ impl Follow {
         cluster: Option<String>,
         partitions: Option<Vec<i32>>,
     ) -> Option<Change> {
-        let Some(partitions) = partitions.filter(|p| !p.is_empty()) else {
+        let Some(partitions) = partitions else {
             if self.topic_gone {
                 return None;
             }

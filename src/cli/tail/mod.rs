@@ -16,6 +16,7 @@ use clap::{Args, ValueEnum};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
+use rdkafka::metadata::Metadata;
 use rdkafka::{Offset, TopicPartitionList};
 
 use self::connection::TailContext;
@@ -150,20 +151,17 @@ fn tail(args: &TailArgs) -> i32 {
         }
     };
     // Where each partition ends now, for --exit-at-end.
-    let mut ends: BTreeMap<i32, i64> = BTreeMap::new();
-    if args.exit_at_end {
-        for &partition in &partitions {
-            match consumer.fetch_watermarks(&args.topic, partition, broker_timeout) {
-                Ok((_, high)) => {
-                    ends.insert(partition, high);
-                }
-                Err(e) => {
-                    eprintln!("tail: cannot read where partition {partition} ends: {e}");
-                    return 1;
-                }
+    let ends: BTreeMap<i32, i64> = if args.exit_at_end {
+        match partition_ends(&consumer, &args.topic, &partitions, broker_timeout) {
+            Ok(ends) => ends.into_iter().collect(),
+            Err(why) => {
+                eprintln!("tail: {why}");
+                return 1;
             }
         }
-    }
+    } else {
+        BTreeMap::new()
+    };
     if let Err(e) = assign(&consumer, &args.topic, &follow, &[], &starts) {
         eprintln!("tail: cannot read {}: {e}", args.topic);
         return 1;
@@ -283,12 +281,8 @@ fn first_partitions(
         }
     };
     say(consumer.context().reached());
-    let topic = metadata
-        .topics()
-        .iter()
-        .find(|t| t.name() == args.topic && t.error().is_none() && !t.partitions().is_empty())
+    let all = topic_partitions(&metadata, &args.topic)
         .ok_or_else(|| format!("topic {} does not exist on {}", args.topic, args.brokers))?;
-    let all: Vec<i32> = topic.partitions().iter().map(|p| p.id()).collect();
     match args.partition {
         None => Ok(all),
         Some(p) if all.contains(&p) => Ok(vec![p]),
@@ -354,7 +348,7 @@ fn follow_changes(
             return None;
         }
         // Asked again at the next check until every partition answered.
-        let ends = partition_ends(consumer, topic, follow)?;
+        let ends = partition_ends(consumer, topic, &follow.partitions(), METADATA_TIMEOUT).ok()?;
         *after_outage = false;
         follow.ends(&ends)
     });
@@ -376,30 +370,35 @@ fn check(consumer: &BaseConsumer<TailContext>, topic: &str, follow: &mut Follow)
         .fetch_metadata(Some(topic), METADATA_TIMEOUT)
         .ok()?;
     say(consumer.context().reached());
-    let partitions = metadata
-        .topics()
-        .iter()
-        .find(|t| t.name() == topic && t.error().is_none())
-        .map(|t| t.partitions().iter().map(|p| p.id()).collect());
+    let partitions = topic_partitions(&metadata, topic);
     // The id of the cluster that answered that request (librdkafka keeps the latest).
     let cluster = consumer.client().fetch_cluster_id(Duration::ZERO);
     follow.metadata(cluster, partitions)
 }
 
-/// Where each partition read ends now; `None` until every one answered.
+/// Where each of `partitions` ends now (its high watermark).
 fn partition_ends(
     consumer: &BaseConsumer<TailContext>,
     topic: &str,
-    follow: &Follow,
-) -> Option<Vec<(i32, i64)>> {
-    follow
-        .partitions()
-        .into_iter()
-        .map(|p| {
-            let (_, high) = consumer.fetch_watermarks(topic, p, METADATA_TIMEOUT).ok()?;
-            Some((p, high))
+    partitions: &[i32],
+    timeout: Duration,
+) -> Result<Vec<(i32, i64)>, String> {
+    partitions
+        .iter()
+        .map(|&p| match consumer.fetch_watermarks(topic, p, timeout) {
+            Ok((_, high)) => Ok((p, high)),
+            Err(e) => Err(format!("cannot read where partition {p} ends: {e}")),
         })
         .collect()
+}
+
+/// The topic's partitions in a metadata answer; `None` when the broker has no such topic.
+fn topic_partitions(metadata: &Metadata, topic: &str) -> Option<Vec<i32>> {
+    metadata
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty())
+        .map(|t| t.partitions().iter().map(|p| p.id()).collect())
 }
 
 /// Assigns every partition followed: those in `from_start` from their beginning, the others
