@@ -722,13 +722,7 @@ fn kafka_options(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::testing::vars;
 
     fn minimal() -> Vec<(String, String)> {
         vars(&[

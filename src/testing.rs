@@ -13,6 +13,14 @@ use crate::callback::catalogue::{call, EventKind, Product};
 use crate::callback::sample;
 use crate::clock::unix_ms;
 
+/// Environment variables as the configuration reads them, from `(name, value)` pairs.
+pub fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
 /// The callback secret every test signs with.
 pub const SECRET: &str = "test-secret";
 /// The seed callback's nonce.

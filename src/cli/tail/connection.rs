@@ -219,13 +219,7 @@ impl ConsumerContext for TailContext {}
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::testing::vars;
 
     #[test]
     fn flags_come_after_the_environment_and_name_themselves() {

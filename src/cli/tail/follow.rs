@@ -175,6 +175,14 @@ mod tests {
         Some(id.to_string())
     }
 
+    /// The partitions and the line of a `FromStart`; any other change fails the test.
+    fn from_start(change: Option<Change>) -> (Vec<i32>, String) {
+        match change {
+            Some(Change::FromStart { partitions, why }) => (partitions, why),
+            other => panic!("expected FromStart, got {other:?}"),
+        }
+    }
+
     #[test]
     fn a_partition_going_back_is_said_once_per_jump() {
         let mut follow = Follow::new("t", &[0, 1], None, cluster("a"));
@@ -199,13 +207,9 @@ mod tests {
         assert_eq!(follow.metadata(cluster("a"), Some(vec![0, 1, 2])), None);
         // Partition 0's old offset was out of range on the new cluster: already restarted.
         follow.record(0, 0);
-        match follow.metadata(cluster("b"), Some(vec![0, 1, 2])) {
-            Some(Change::FromStart { partitions, why }) => {
-                assert_eq!(partitions, vec![1, 2]);
-                assert!(why.contains("new cluster"), "{why}");
-            }
-            other => panic!("{other:?}"),
-        }
+        let (partitions, why) = from_start(follow.metadata(cluster("b"), Some(vec![0, 1, 2])));
+        assert_eq!(partitions, vec![1, 2]);
+        assert!(why.contains("new cluster"), "{why}");
         assert_eq!(follow.next_offset(1), None);
         assert_eq!(follow.next_offset(0), Some(1));
         assert_eq!(follow.metadata(cluster("b"), Some(vec![0, 1, 2])), None);
@@ -221,16 +225,12 @@ mod tests {
             None,
             "both at or past what was read"
         );
-        match follow.ends(&[(0, 3), (1, 9)]) {
-            Some(Change::FromStart { partitions, why }) => {
-                assert_eq!(partitions, vec![0]);
-                assert!(
-                    why.starts_with("partition 0 now ends at 3, before offset 5 already read"),
-                    "{why}"
-                );
-            }
-            other => panic!("{other:?}"),
-        }
+        let (partitions, why) = from_start(follow.ends(&[(0, 3), (1, 9)]));
+        assert_eq!(partitions, vec![0]);
+        assert!(
+            why.starts_with("partition 0 now ends at 3, before offset 5 already read"),
+            "{why}"
+        );
         assert_eq!(follow.next_offset(0), None);
         assert_eq!(
             follow.record(0, 0),
@@ -246,13 +246,9 @@ mod tests {
         let gone = follow.metadata(cluster("a"), None);
         assert!(matches!(&gone, Some(Change::Say(line)) if line.contains("topic t is gone")));
         assert_eq!(follow.metadata(cluster("a"), None), None, "said once");
-        match follow.metadata(cluster("a"), Some(vec![0, 1])) {
-            Some(Change::FromStart { partitions, why }) => {
-                assert_eq!(partitions, vec![0, 1]);
-                assert!(why.contains("back"), "{why}");
-            }
-            other => panic!("{other:?}"),
-        }
+        let (partitions, why) = from_start(follow.metadata(cluster("a"), Some(vec![0, 1])));
+        assert_eq!(partitions, vec![0, 1]);
+        assert!(why.contains("back"), "{why}");
         assert_eq!(follow.next_offset(0), None);
         assert_eq!(
             follow.record(0, 0),
