@@ -183,19 +183,7 @@ fn healthcheck_speaks_https_to_a_bridge_serving_it() {
         ("BIND_ADDR", addr.as_str()),
         ("TLS_CERT_FILE", cert.as_str()),
     ];
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let output = run(&["healthcheck"], &probe);
-        if output.status.success() {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "healthcheck never passed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_healthy_with(&probe);
     // Plain HTTP against the HTTPS port fails, as it should.
     let plain = run(&["healthcheck"], &[("BIND_ADDR", addr.as_str())]);
     assert_eq!(plain.status.code(), Some(1));
@@ -203,12 +191,23 @@ fn healthcheck_speaks_https_to_a_bridge_serving_it() {
 
 /// Waits until `healthcheck` passes against `addr` (the bridge is up and serving).
 fn wait_healthy(addr: &str) {
+    wait_healthy_with(&[("BIND_ADDR", addr)]);
+}
+
+/// Waits until `healthcheck` with `probe` as its environment passes (`TLS_CERT_FILE` too for a
+/// bridge serving HTTPS).
+fn wait_healthy_with(probe: &[(&str, &str)]) {
     let deadline = Instant::now() + Duration::from_secs(60);
-    while !run(&["healthcheck"], &[("BIND_ADDR", addr)])
-        .status
-        .success()
-    {
-        assert!(Instant::now() < deadline, "the bridge never became healthy");
+    loop {
+        let output = run(&["healthcheck"], probe);
+        if output.status.success() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the bridge never became healthy: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -1158,14 +1157,7 @@ fn simulate_speaks_https_verified_or_insecure() {
         ("BIND_ADDR", addr.as_str()),
         ("TLS_CERT_FILE", cert.as_str()),
     ];
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !run(&["healthcheck"], &probe).status.success() {
-        assert!(
-            Instant::now() < deadline,
-            "the HTTPS bridge never became healthy"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_healthy_with(&probe);
     let port = addr.rsplit(':').next().unwrap();
     // The certificate names localhost.
     let url = format!("https://localhost:{port}/zego/callback");
@@ -1237,27 +1229,14 @@ fn the_readmes_curl_example_lands_one_record() {
         block.contains("curl") && block.contains("sign --secret secret"),
         "{block}"
     );
-    // The README's bridge: ZEGO_CALLBACK_SECRET=secret, its embedded Kafka.
-    let addr = format!("127.0.0.1:{}", free_port());
-    let dir = work_dir("cli-readme-curl");
-    let _process = Running(
-        bridge(
-            &["--embedded-kafka"],
-            &[
-                ("ZEGO_CALLBACK_SECRET", "secret"),
-                ("BIND_ADDR", addr.as_str()),
-                ("RUST_LOG", "warn"),
-            ],
-        )
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join("bridge.log")).unwrap())
-        .spawn()
-        .unwrap(),
+    // The README's bridge: ZEGO_CALLBACK_SECRET=secret (the later value wins), embedded Kafka.
+    let bridge = embedded_bridge(
+        "cli-readme-curl",
+        &[("ZEGO_CALLBACK_SECRET", "secret"), ("RUST_LOG", "warn")],
     );
-    wait_healthy(&addr);
     let script = block
         .replace("zego-kafka-bridge", BIN)
-        .replace("127.0.0.1:8080", &addr);
+        .replace("127.0.0.1:8080", &bridge.addr);
     let run_block = || {
         let output = Command::new("bash")
             .args(["-euo", "pipefail", "-c", &script])

@@ -30,6 +30,7 @@ pub fn settings(
     vars: &[(String, String)],
     flags: &[String],
 ) -> Result<KafkaSettings, String> {
+    // KafkaSettings for its options and their redaction; the delivery timeout is unused here.
     let mut settings = KafkaSettings::new(brokers, topic, Duration::from_secs(30));
     settings.options = crate::config::kafka_options_from_vars(vars).map_err(|e| e.to_string())?;
     for flag in flags {
